@@ -1,0 +1,72 @@
+//! Request authentication: `Authorization: Bearer <token>` for users, the `ADMIN_TOKEN` for
+//! admin routes. A missing or unknown token is always 401 `unauthorized`.
+
+use crate::error::ApiError;
+use crate::routes::with_db;
+use crate::startup::AppState;
+use crate::users::find_user_by_token;
+use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+use std::future::Future;
+use std::pin::Pin;
+
+/// The user a request's bearer token belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthenticatedUser {
+    pub id: i64,
+}
+
+impl FromRequest for AuthenticatedUser {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let token = bearer_token(req).map(str::to_owned);
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let (Some(token), Some(state)) = (token, state) else {
+                return Err(ApiError::Unauthorized);
+            };
+            let user_id = with_db(&state, move |conn| find_user_by_token(conn, &token)).await?;
+            user_id
+                .map(|id| AuthenticatedUser { id })
+                .ok_or(ApiError::Unauthorized)
+        })
+    }
+}
+
+/// Proof that the request carried the admin token.
+#[derive(Debug, Clone, Copy)]
+pub struct Admin;
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let expected = req
+            .app_data::<web::Data<AppState>>()
+            .map(|state| state.admin_token.expose().as_bytes().to_vec());
+        let allowed = match (bearer_token(req), expected) {
+            (Some(given), Some(expected)) => constant_time_eq(given.as_bytes(), &expected),
+            _ => false,
+        };
+        std::future::ready(if allowed {
+            Ok(Admin)
+        } else {
+            Err(ApiError::Unauthorized)
+        })
+    }
+}
+
+fn bearer_token(req: &HttpRequest) -> Option<&str> {
+    let value = req.headers().get("Authorization")?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Compares without an early exit, so response time does not reveal how much of the admin
+/// token a guess got right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

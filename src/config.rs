@@ -1,0 +1,159 @@
+//! Typed settings read from the environment once, at start-up. Defaults live here and nowhere
+//! else; a missing or malformed setting is one line naming the variable, never a panic.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: {reason}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub reason: String,
+}
+
+/// A secret that never shows up in logs or `Debug` output.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Secret(value)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub database_url: Secret,
+    pub bind_addr: SocketAddr,
+    pub admin_token: Secret,
+    pub hold_ttl: Duration,
+    pub db_pool_size: u32,
+    pub relay_in_process: bool,
+}
+
+impl ApiConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests can configure the app without touching the
+    /// process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Settings(&lookup);
+        let hold_ttl_seconds: u64 = env.parsed_or("HOLD_TTL_SECONDS", 300)?;
+        if hold_ttl_seconds == 0 || hold_ttl_seconds > 86_400 {
+            return Err(ConfigError {
+                name: "HOLD_TTL_SECONDS",
+                reason: format!("must be between 1 and 86400, got {hold_ttl_seconds}"),
+            });
+        }
+        let db_pool_size: u32 = env.parsed_or("DB_POOL_SIZE", 16)?;
+        if db_pool_size == 0 {
+            return Err(ConfigError {
+                name: "DB_POOL_SIZE",
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(ApiConfig {
+            database_url: Secret::new(env.required("DATABASE_URL")?),
+            bind_addr: env.parsed_or("BIND_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+            admin_token: Secret::new(env.required("ADMIN_TOKEN")?),
+            hold_ttl: Duration::from_secs(hold_ttl_seconds),
+            db_pool_size,
+            relay_in_process: env.parsed_or("RELAY_IN_PROCESS", false)?,
+        })
+    }
+}
+
+/// Typed access to a key-value source of settings.
+pub struct Settings<'a>(pub &'a dyn Fn(&str) -> Option<String>);
+
+impl Settings<'_> {
+    pub fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        match (self.0)(name) {
+            Some(value) if !value.trim().is_empty() => Ok(value),
+            _ => Err(ConfigError {
+                name,
+                reason: "is required but not set".into(),
+            }),
+        }
+    }
+
+    pub fn parsed_or<T>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+    {
+        match (self.0)(name) {
+            None => Ok(default),
+            Some(raw) if raw.trim().is_empty() => Ok(default),
+            Some(raw) => raw.trim().parse().map_err(|e| ConfigError {
+                name,
+                reason: format!("cannot parse {raw:?}: {e}"),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config_from(pairs: &[(&str, &str)]) -> Result<ApiConfig, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        ApiConfig::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_when_only_required_settings_are_given() {
+        let config = config_from(&[("DATABASE_URL", "postgres://x/y"), ("ADMIN_TOKEN", "t")])
+            .expect("valid config");
+        assert_eq!(config.bind_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.hold_ttl, Duration::from_secs(300));
+        assert!(!config.relay_in_process);
+    }
+
+    #[test]
+    fn a_missing_database_url_names_the_variable() {
+        let err = config_from(&[("ADMIN_TOKEN", "t")]).expect_err("must fail");
+        assert_eq!(err.name, "DATABASE_URL");
+    }
+
+    #[test]
+    fn a_malformed_setting_names_the_variable_and_the_value() {
+        let err = config_from(&[
+            ("DATABASE_URL", "postgres://x/y"),
+            ("ADMIN_TOKEN", "t"),
+            ("HOLD_TTL_SECONDS", "five"),
+        ])
+        .expect_err("must fail");
+        assert_eq!(err.name, "HOLD_TTL_SECONDS");
+        assert!(err.to_string().contains("five"));
+    }
+
+    #[test]
+    fn secrets_do_not_leak_through_debug() {
+        let config = config_from(&[
+            ("DATABASE_URL", "postgres://u:pw@x/y"),
+            ("ADMIN_TOKEN", "hunter2"),
+        ])
+        .expect("valid config");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("pw@"));
+    }
+}

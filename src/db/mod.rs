@@ -1,0 +1,50 @@
+//! The connection pool and the embedded migrations.
+
+pub mod schema;
+
+use diesel::pg::PgConnection;
+use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use std::time::Duration;
+
+pub type DbPool = Pool<ConnectionManager<PgConnection>>;
+pub type DbConnection = PooledConnection<ConnectionManager<PgConnection>>;
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// How long a request waits for a free connection before it is told the service is busy.
+const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub fn build_pool(database_url: &str, size: u32) -> Result<DbPool, diesel::r2d2::PoolError> {
+    Pool::builder()
+        .max_size(size)
+        .min_idle(Some(size.min(2)))
+        .connection_timeout(CHECKOUT_TIMEOUT)
+        .build(ConnectionManager::new(database_url))
+}
+
+/// Key of the advisory lock that serialises migrations across processes starting together.
+const MIGRATION_LOCK_KEY: i64 = 0x0063_6f6e_6365_7274; // "concert" in ASCII
+
+/// Applies every migration that has not run yet; returns the versions it applied. Several
+/// processes may start at once (replicas, tests): an advisory lock lets one migrate at a time.
+pub fn run_migrations(conn: &mut PgConnection) -> Result<Vec<String>, MigrationError> {
+    use diesel::RunQueryDsl;
+    let lock = |sql: &str, conn: &mut PgConnection| {
+        diesel::sql_query(sql)
+            .bind::<diesel::sql_types::BigInt, _>(MIGRATION_LOCK_KEY)
+            .execute(conn)
+            .map_err(|e| MigrationError(e.to_string()))
+    };
+    lock("SELECT pg_advisory_lock($1)", conn)?;
+    let applied = conn
+        .run_pending_migrations(MIGRATIONS)
+        .map(|versions| versions.iter().map(ToString::to_string).collect())
+        .map_err(|source| MigrationError(source.to_string()));
+    lock("SELECT pg_advisory_unlock($1)", conn)?;
+    applied
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("database migration failed: {0}")]
+pub struct MigrationError(String);

@@ -1,0 +1,137 @@
+//! The API's error type and its single mapping to a status code and a JSON body
+//! `{"error": {"code", "message"}}`. Unexpected errors are logged once, here, with their whole
+//! cause chain; the client only sees a stable code.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use std::error::Error as StdError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Validation(String),
+    #[error("missing or unknown bearer token")]
+    Unauthorized,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("the seat is already held or sold")]
+    SeatUnavailable,
+    #[error("not enough points: balance {balance}, price {price}")]
+    InsufficientPoints { balance: i64, price: i64 },
+    #[error("the reservation is already paid")]
+    AlreadyPaid,
+    #[error("the reservation is already cancelled")]
+    AlreadyCancelled,
+    #[error("the hold has expired; hold the seat again")]
+    HoldExpired,
+    #[error("this Idempotency-Key was already used for another request")]
+    IdempotencyKeyReused,
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("request body must be application/json")]
+    UnsupportedMediaType,
+    #[error("the service is temporarily unavailable")]
+    Unavailable(#[source] Box<dyn StdError + Send + Sync>),
+    #[error("internal error")]
+    Internal(#[source] Box<dyn StdError + Send + Sync>),
+}
+
+impl ApiError {
+    pub fn internal(error: impl StdError + Send + Sync + 'static) -> Self {
+        ApiError::Internal(Box::new(error))
+    }
+
+    /// The stable, machine-readable code clients branch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Validation(_) => "validation_failed",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::SeatUnavailable => "seat_unavailable",
+            ApiError::InsufficientPoints { .. } => "insufficient_points",
+            ApiError::AlreadyPaid => "already_paid",
+            ApiError::AlreadyCancelled => "already_cancelled",
+            ApiError::HoldExpired => "hold_expired",
+            ApiError::IdempotencyKeyReused => "idempotency_key_reused",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::Unavailable(_) => "service_unavailable",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: String,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Validation(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::SeatUnavailable
+            | ApiError::InsufficientPoints { .. }
+            | ApiError::AlreadyPaid
+            | ApiError::AlreadyCancelled => StatusCode::CONFLICT,
+            ApiError::HoldExpired => StatusCode::GONE,
+            ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Internal(_) | ApiError::Unavailable(_) = self {
+            log::error!("code={} error=\"{}\"", self.code(), cause_chain(self));
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        if let ApiError::Unauthorized = self {
+            response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        response.json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message: self.to_string(),
+            },
+        })
+    }
+}
+
+/// `outer: inner: innermost`, for logs.
+pub fn cause_chain(error: &dyn StdError) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+impl From<crate::domain::InvalidInput> for ApiError {
+    fn from(error: crate::domain::InvalidInput) -> Self {
+        ApiError::Validation(error.0)
+    }
+}
+
+impl From<diesel::result::Error> for ApiError {
+    fn from(error: diesel::result::Error) -> Self {
+        match error {
+            diesel::result::Error::NotFound => ApiError::NotFound("resource"),
+            other => ApiError::internal(other),
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! concert-outbox: seat reservations paid with points, whose side effects leave through a
+//! transactional outbox and a relay, so the data platform can never slow down or fail a payment.
+
+pub mod auth;
+pub mod concerts;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod outbox;
+pub mod payments;
+pub mod points;
+pub mod reservations;
+pub mod routes;
+pub mod startup;
+pub mod trace;
+pub mod users;

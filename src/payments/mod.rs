@@ -1,0 +1,268 @@
+//! Paying for a held seat with points: the service's core transaction.
+
+use crate::domain::EntityId;
+use crate::outbox::enqueue_event;
+use crate::outbox::events::{ReservationEvent, RESERVATION_CONFIRMED};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text, Timestamptz};
+use serde::Serialize;
+
+/// What a successful payment returns; an idempotent retry returns the same receipt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, QueryableByName)]
+pub struct PaymentReceipt {
+    #[diesel(sql_type = BigInt)]
+    pub payment_id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub reservation_id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub amount: i64,
+    #[diesel(sql_type = BigInt)]
+    pub balance: i64,
+}
+
+/// A client-chosen key that makes retrying a payment safe: 1 to 255 visible ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl TryFrom<&str> for IdempotencyKey {
+    type Error = crate::domain::InvalidInput;
+
+    fn try_from(value: &str) -> Result<Self, Self::Error> {
+        let visible = value.bytes().all(|b| b.is_ascii_graphic());
+        if value.is_empty() || value.len() > 255 || !visible {
+            return Err(crate::domain::InvalidInput(
+                "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+            ));
+        }
+        Ok(IdempotencyKey(value.to_owned()))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentError {
+    #[error("reservation not found")]
+    NotFound,
+    #[error("already paid")]
+    AlreadyPaid,
+    #[error("already cancelled")]
+    AlreadyCancelled,
+    #[error("hold expired")]
+    HoldExpired,
+    #[error("insufficient points: balance {balance}, price {price}")]
+    InsufficientPoints { balance: i64, price: i64 },
+    #[error("idempotency key already used for another reservation")]
+    IdempotencyKeyReused,
+    #[error("cannot encode the event payload")]
+    Payload(#[from] serde_json::Error),
+    #[error(transparent)]
+    Database(DieselError),
+}
+
+impl From<DieselError> for PaymentError {
+    fn from(error: DieselError) -> Self {
+        match &error {
+            // Two requests raced with one key for different reservations; the loser lands here.
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info)
+                if info.constraint_name() == Some("payments_user_id_idempotency_key_key") =>
+            {
+                PaymentError::IdempotencyKeyReused
+            }
+            _ => PaymentError::Database(error),
+        }
+    }
+}
+
+/// Pays for reservation `reservation_id` of `user_id`, in one transaction: confirm the
+/// reservation (which marks the seat sold), debit the points, record the payment and its
+/// ledger row, and write the `reservation.confirmed` outbox event. Nothing outside the database
+/// happens in here; the relay delivers the event after commit.
+pub fn pay_for_reservation(
+    conn: &mut PgConnection,
+    user_id: i64,
+    reservation_id: EntityId,
+    key: Option<&IdempotencyKey>,
+    trace_context: Option<String>,
+) -> Result<PaymentReceipt, PaymentError> {
+    conn.transaction(|conn| {
+        // Concurrent payments (and cancellations) of one reservation queue on this row lock,
+        // so exactly one of them sees it `held`.
+        let reservation = lock_reservation(conn, user_id, reservation_id)?;
+        if let Some(key) = key {
+            if let Some(earlier) = find_payment_by_key(conn, user_id, key)? {
+                return if earlier.reservation_id == reservation.id {
+                    Ok(earlier)
+                } else {
+                    Err(PaymentError::IdempotencyKeyReused)
+                };
+            }
+        }
+        match reservation.status.as_str() {
+            "held" if reservation.hold_lapsed => return Err(PaymentError::HoldExpired),
+            "held" => {}
+            "confirmed" => return Err(PaymentError::AlreadyPaid),
+            "cancelled" => return Err(PaymentError::AlreadyCancelled),
+            _ => return Err(PaymentError::HoldExpired),
+        }
+        let balance = debit_points(conn, user_id, reservation.amount)?;
+        confirm_reservation(conn, reservation.id)?;
+        let payment = insert_payment(conn, &reservation, balance, key)?;
+        insert_ledger_entry(conn, &reservation, payment.id, balance)?;
+        let event = ReservationEvent {
+            event_id: uuid::Uuid::new_v4(),
+            event_type: RESERVATION_CONFIRMED,
+            occurred_at: payment.paid_at,
+            reservation_id: reservation.id,
+            user_id: reservation.user_id,
+            seat_id: reservation.seat_id,
+            seat_no: reservation.seat_no,
+            schedule_id: reservation.schedule_id,
+            concert_id: reservation.concert_id,
+            amount: reservation.amount,
+            paid_at: payment.paid_at,
+        };
+        enqueue_event(conn, &event.into_outbox_row(trace_context)?)?;
+        Ok(PaymentReceipt {
+            payment_id: payment.id,
+            reservation_id: reservation.id,
+            amount: reservation.amount,
+            balance,
+        })
+    })
+}
+
+#[derive(QueryableByName)]
+pub(crate) struct LockedReservation {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub user_id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub seat_id: i64,
+    #[diesel(sql_type = Integer)]
+    pub seat_no: i32,
+    #[diesel(sql_type = BigInt)]
+    pub schedule_id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub concert_id: i64,
+    #[diesel(sql_type = Text)]
+    pub status: String,
+    #[diesel(sql_type = Bool)]
+    pub hold_lapsed: bool,
+    #[diesel(sql_type = BigInt)]
+    pub amount: i64,
+}
+
+/// Locks the caller's reservation row; someone else's reservation is `NotFound`.
+pub(crate) fn lock_reservation(
+    conn: &mut PgConnection,
+    user_id: i64,
+    reservation_id: EntityId,
+) -> Result<LockedReservation, PaymentError> {
+    diesel::sql_query(
+        "SELECT r.id, r.user_id, r.seat_id, s.seat_no, s.schedule_id, sc.concert_id, r.status, \
+                r.held_until <= now() AS hold_lapsed, r.amount \
+         FROM reservations r \
+         JOIN seats s ON s.id = r.seat_id \
+         JOIN schedules sc ON sc.id = s.schedule_id \
+         WHERE r.id = $1 AND r.user_id = $2 \
+         FOR UPDATE OF r",
+    )
+    .bind::<BigInt, _>(reservation_id.get())
+    .bind::<BigInt, _>(user_id)
+    .get_result(conn)
+    .optional()?
+    .ok_or(PaymentError::NotFound)
+}
+
+fn find_payment_by_key(
+    conn: &mut PgConnection,
+    user_id: i64,
+    key: &IdempotencyKey,
+) -> QueryResult<Option<PaymentReceipt>> {
+    diesel::sql_query(
+        "SELECT id AS payment_id, reservation_id, amount, balance_after AS balance \
+         FROM payments WHERE user_id = $1 AND idempotency_key = $2",
+    )
+    .bind::<BigInt, _>(user_id)
+    .bind::<Text, _>(&key.0)
+    .get_result(conn)
+    .optional()
+}
+
+#[derive(QueryableByName)]
+struct Balance {
+    #[diesel(sql_type = BigInt)]
+    balance: i64,
+}
+
+/// Takes `amount` points from the user; refuses rather than letting the balance go negative
+/// (the `balance >= 0` CHECK backs this up).
+fn debit_points(conn: &mut PgConnection, user_id: i64, amount: i64) -> Result<i64, PaymentError> {
+    let debited: Option<Balance> = diesel::sql_query(
+        "UPDATE users SET balance = balance - $2 WHERE id = $1 AND balance >= $2 RETURNING balance",
+    )
+    .bind::<BigInt, _>(user_id)
+    .bind::<BigInt, _>(amount)
+    .get_result(conn)
+    .optional()?;
+    match debited {
+        Some(row) => Ok(row.balance),
+        None => Err(PaymentError::InsufficientPoints {
+            balance: crate::points::current_balance(conn, user_id)?,
+            price: amount,
+        }),
+    }
+}
+
+fn confirm_reservation(conn: &mut PgConnection, reservation_id: i64) -> QueryResult<usize> {
+    diesel::sql_query(
+        "UPDATE reservations SET status = 'confirmed', confirmed_at = now() WHERE id = $1",
+    )
+    .bind::<BigInt, _>(reservation_id)
+    .execute(conn)
+}
+
+#[derive(QueryableByName)]
+struct NewPayment {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Timestamptz)]
+    paid_at: DateTime<Utc>,
+}
+
+fn insert_payment(
+    conn: &mut PgConnection,
+    reservation: &LockedReservation,
+    balance_after: i64,
+    key: Option<&IdempotencyKey>,
+) -> QueryResult<NewPayment> {
+    diesel::sql_query(
+        "INSERT INTO payments (reservation_id, user_id, amount, balance_after, idempotency_key) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING id, paid_at",
+    )
+    .bind::<BigInt, _>(reservation.id)
+    .bind::<BigInt, _>(reservation.user_id)
+    .bind::<BigInt, _>(reservation.amount)
+    .bind::<BigInt, _>(balance_after)
+    .bind::<Nullable<Text>, _>(key.map(|k| k.0.as_str()))
+    .get_result(conn)
+}
+
+fn insert_ledger_entry(
+    conn: &mut PgConnection,
+    reservation: &LockedReservation,
+    payment_id: i64,
+    balance_after: i64,
+) -> QueryResult<usize> {
+    diesel::sql_query(
+        "INSERT INTO point_ledger (user_id, delta, reason, payment_id, balance_after) \
+         VALUES ($1, $2, 'payment', $3, $4)",
+    )
+    .bind::<BigInt, _>(reservation.user_id)
+    .bind::<BigInt, _>(-reservation.amount)
+    .bind::<BigInt, _>(payment_id)
+    .bind::<BigInt, _>(balance_after)
+    .execute(conn)
+}

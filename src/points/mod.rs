@@ -1,0 +1,39 @@
+//! Point balances. Every change writes a ledger row in the same statement, so
+//! `users.balance` always equals the sum of the user's ledger deltas.
+
+use crate::domain::ChargeAmount;
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+
+#[derive(QueryableByName)]
+struct BalanceRow {
+    #[diesel(sql_type = BigInt)]
+    balance: i64,
+}
+
+/// Adds `amount` to the user's balance and records it; returns the new balance.
+pub fn charge_points(
+    conn: &mut PgConnection,
+    user_id: i64,
+    amount: ChargeAmount,
+) -> QueryResult<i64> {
+    diesel::sql_query(
+        "WITH credited AS ( \
+             UPDATE users SET balance = balance + $2 WHERE id = $1 RETURNING id, balance) \
+         INSERT INTO point_ledger (user_id, delta, reason, balance_after) \
+         SELECT id, $2, 'charge', balance FROM credited \
+         RETURNING balance_after AS balance",
+    )
+    .bind::<BigInt, _>(user_id)
+    .bind::<BigInt, _>(amount.get())
+    .get_result::<BalanceRow>(conn)
+    .map(|row| row.balance)
+}
+
+pub fn current_balance(conn: &mut PgConnection, user_id: i64) -> QueryResult<i64> {
+    use crate::db::schema::users;
+    users::table
+        .find(user_id)
+        .select(users::balance)
+        .get_result(conn)
+}

@@ -1,0 +1,140 @@
+//! Holding a seat, and reading a reservation back.
+
+use crate::domain::{EntityId, ReservationStatus};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Double, Integer, Nullable, Text, Timestamptz};
+use serde::Serialize;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Reservation {
+    pub id: i64,
+    pub seat_id: i64,
+    pub seat_no: i32,
+    pub schedule_id: i64,
+    pub status: ReservationStatus,
+    pub amount: i64,
+    pub held_until: DateTime<Utc>,
+    pub payment_id: Option<i64>,
+}
+
+#[derive(QueryableByName)]
+struct ReservationRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = BigInt)]
+    seat_id: i64,
+    #[diesel(sql_type = Integer)]
+    seat_no: i32,
+    #[diesel(sql_type = BigInt)]
+    schedule_id: i64,
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = BigInt)]
+    amount: i64,
+    #[diesel(sql_type = Timestamptz)]
+    held_until: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    payment_id: Option<i64>,
+}
+
+impl TryFrom<ReservationRow> for Reservation {
+    type Error = diesel::result::Error;
+
+    fn try_from(row: ReservationRow) -> Result<Self, Self::Error> {
+        let status = row
+            .status
+            .parse()
+            .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))?;
+        Ok(Reservation {
+            id: row.id,
+            seat_id: row.seat_id,
+            seat_no: row.seat_no,
+            schedule_id: row.schedule_id,
+            status,
+            amount: row.amount,
+            held_until: row.held_until,
+            payment_id: row.payment_id,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HoldError {
+    #[error("seat not found")]
+    UnknownSeat,
+    #[error("seat is held or sold")]
+    SeatUnavailable,
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+}
+
+/// Holds `seat_id` for `user_id` until `ttl` from now, in one statement.
+///
+/// The partial unique index `reservations_one_live_per_seat` is what makes this safe: of any
+/// number of racing holds exactly one inserts, the rest hit the conflict and get nothing back
+/// (they wait only for the winner's single statement, never for a long transaction). A hold
+/// whose time ran out is first marked `expired`, so an unswept expired hold never blocks the
+/// seat; the `expired` step runs first because the insert reads its row count.
+pub fn hold_seat(
+    conn: &mut PgConnection,
+    user_id: i64,
+    seat_id: EntityId,
+    ttl: Duration,
+) -> Result<Reservation, HoldError> {
+    let held: Option<ReservationRow> = diesel::sql_query(
+        "WITH expired AS ( \
+             UPDATE reservations SET status = 'expired' \
+             WHERE seat_id = $1 AND status = 'held' AND held_until <= now() \
+             RETURNING id), \
+         held AS ( \
+             INSERT INTO reservations (user_id, seat_id, status, amount, held_until) \
+             SELECT $2, s.id, 'held', s.price, now() + make_interval(secs => $3) \
+             FROM seats s WHERE s.id = $1 AND (SELECT count(*) FROM expired) >= 0 \
+             ON CONFLICT (seat_id) WHERE status IN ('held', 'confirmed') DO NOTHING \
+             RETURNING id, seat_id, status, amount, held_until) \
+         SELECT held.id, held.seat_id, s.seat_no, s.schedule_id, held.status, held.amount, \
+                held.held_until, NULL::bigint AS payment_id \
+         FROM held JOIN seats s ON s.id = held.seat_id",
+    )
+    .bind::<BigInt, _>(seat_id.get())
+    .bind::<BigInt, _>(user_id)
+    .bind::<Double, _>(ttl.as_secs_f64())
+    .get_result(conn)
+    .optional()?;
+    match held {
+        Some(row) => Ok(row.try_into()?),
+        None if seat_exists(conn, seat_id)? => Err(HoldError::SeatUnavailable),
+        None => Err(HoldError::UnknownSeat),
+    }
+}
+
+fn seat_exists(conn: &mut PgConnection, seat_id: EntityId) -> QueryResult<bool> {
+    use crate::db::schema::seats;
+    diesel::select(diesel::dsl::exists(seats::table.find(seat_id.get()))).get_result(conn)
+}
+
+/// The caller's reservation `id`; `None` for an unknown id or someone else's reservation, so
+/// a stranger cannot even learn that it exists. A hold whose time ran out reads as `expired`.
+pub fn find_reservation(
+    conn: &mut PgConnection,
+    user_id: i64,
+    id: EntityId,
+) -> QueryResult<Option<Reservation>> {
+    let row: Option<ReservationRow> = diesel::sql_query(
+        "SELECT r.id, r.seat_id, s.seat_no, s.schedule_id, \
+                CASE WHEN r.status = 'held' AND r.held_until <= now() THEN 'expired' \
+                     ELSE r.status END AS status, \
+                r.amount, r.held_until, p.id AS payment_id \
+         FROM reservations r \
+         JOIN seats s ON s.id = r.seat_id \
+         LEFT JOIN payments p ON p.reservation_id = r.id \
+         WHERE r.id = $1 AND r.user_id = $2",
+    )
+    .bind::<BigInt, _>(id.get())
+    .bind::<BigInt, _>(user_id)
+    .get_result(conn)
+    .optional()?;
+    row.map(Reservation::try_from).transpose()
+}

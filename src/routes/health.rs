@@ -1,0 +1,24 @@
+use crate::routes::with_db;
+use crate::startup::AppState;
+use actix_web::{web, HttpResponse};
+use diesel::prelude::*;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health", web::get().to(health));
+}
+
+/// 200 when the database answers a query, 503 otherwise.
+async fn health(state: web::Data<AppState>) -> HttpResponse {
+    let probe = with_db(&state, |conn| {
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>("1")).execute(conn)
+    })
+    .await;
+    match probe {
+        Ok(_) => HttpResponse::Ok().json(serde_json::json!({"status": "ok", "database": "up"})),
+        Err(error) => {
+            log::warn!("health check failed: {}", crate::error::cause_chain(&error));
+            HttpResponse::ServiceUnavailable()
+                .json(serde_json::json!({"status": "unavailable", "database": "down"}))
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! HTTP handlers, one file per resource. Handlers only parse input into domain types, call a
+//! use case on a blocking thread, and map the result.
+
+mod concerts;
+mod health;
+mod payments;
+mod points;
+mod reservations;
+mod users;
+
+use crate::error::ApiError;
+use crate::startup::AppState;
+use actix_web::error::{JsonPayloadError, PathError};
+use actix_web::{web, HttpResponse};
+use diesel::PgConnection;
+
+/// Largest request body accepted anywhere.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(MAX_BODY_BYTES)
+            .content_type_required(false)
+            .error_handler(|error, _| json_error(error).into()),
+    )
+    .app_data(web::PathConfig::default().error_handler(|error, _| path_error(error).into()))
+    .configure(health::routes)
+    .configure(users::routes)
+    .configure(concerts::routes)
+    .configure(reservations::routes)
+    .configure(payments::routes)
+    .configure(points::routes)
+    .default_service(web::to(unknown_route));
+}
+
+/// Runs one unit of database work on the blocking pool, with a pooled connection, so diesel
+/// never blocks an actix worker thread.
+pub async fn with_db<T, E, F>(state: &AppState, work: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&mut PgConnection) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: Into<ApiError> + Send + 'static,
+{
+    let pool = state.pool.clone();
+    web::block(move || {
+        let mut conn = pool.get().map_err(|e| ApiError::Unavailable(Box::new(e)))?;
+        work(&mut conn).map_err(Into::into)
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
+
+fn json_error(error: JsonPayloadError) -> ApiError {
+    match error {
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+            ApiError::PayloadTooLarge(MAX_BODY_BYTES)
+        }
+        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
+        JsonPayloadError::Deserialize(e) => ApiError::Validation(format!("invalid JSON body: {e}")),
+        other => ApiError::Validation(format!("unreadable request body: {other}")),
+    }
+}
+
+fn path_error(error: PathError) -> ApiError {
+    let PathError::Deserialize(e) = error else {
+        return ApiError::Validation("invalid path".into());
+    };
+    ApiError::Validation(format!("invalid id in path: {e}"))
+}
+
+async fn unknown_route() -> HttpResponse {
+    actix_web::ResponseError::error_response(&ApiError::NotFound("route"))
+}

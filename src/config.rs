@@ -39,7 +39,8 @@ pub struct ApiConfig {
     pub admin_token: Secret,
     pub hold_ttl: Duration,
     pub db_pool_size: u32,
-    pub relay_in_process: bool,
+    /// The relay's settings when it runs inside the API process (`RELAY_IN_PROCESS=true`).
+    pub relay: Option<crate::outbox::relay::config::RelayConfig>,
 }
 
 impl ApiConfig {
@@ -65,13 +66,20 @@ impl ApiConfig {
                 reason: "must be at least 1".into(),
             });
         }
+        let relay_in_process: bool = env.parsed_or("RELAY_IN_PROCESS", false)?;
+        let relay = match relay_in_process {
+            true => Some(crate::outbox::relay::config::RelayConfig::from_lookup(
+                &lookup,
+            )?),
+            false => None,
+        };
         Ok(ApiConfig {
             database_url: Secret::new(env.required("DATABASE_URL")?),
             bind_addr: env.parsed_or("BIND_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
             admin_token: Secret::new(env.required("ADMIN_TOKEN")?),
             hold_ttl: Duration::from_secs(hold_ttl_seconds),
             db_pool_size,
-            relay_in_process: env.parsed_or("RELAY_IN_PROCESS", false)?,
+            relay,
         })
     }
 }
@@ -125,7 +133,7 @@ mod tests {
             .expect("valid config");
         assert_eq!(config.bind_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(config.hold_ttl, Duration::from_secs(300));
-        assert!(!config.relay_in_process);
+        assert!(config.relay.is_none());
     }
 
     #[test]

@@ -3,10 +3,12 @@
 
 use crate::config::{ApiConfig, Secret};
 use crate::db::{self, DbPool};
+use crate::outbox::relay::Relay;
 use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
 use std::net::TcpListener;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// What every handler can reach.
 pub struct AppState {
@@ -21,28 +23,26 @@ pub enum StartupError {
     Database(#[from] diesel::r2d2::PoolError),
     #[error(transparent)]
     Migration(#[from] db::MigrationError),
+    #[error("cannot start the in-process relay")]
+    Relay(#[from] crate::outbox::relay::RelayError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error("cannot bind the listening socket")]
     Bind(#[from] std::io::Error),
-    #[error("start-up task failed")]
-    Join(#[from] tokio::task::JoinError),
 }
 
 pub struct Application {
     port: u16,
     server: Server,
     pool: DbPool,
+    relay: Option<Relay>,
 }
 
 impl Application {
     /// Connects, migrates, binds and returns the server, ready to run.
     pub async fn build(config: ApiConfig) -> Result<Self, StartupError> {
         let pool = db::build_pool(config.database_url.expose(), config.db_pool_size)?;
-        let migrate_pool = pool.clone();
-        let applied = tokio::task::spawn_blocking(move || -> Result<_, StartupError> {
-            let mut conn = migrate_pool.get()?;
-            Ok(db::run_migrations(&mut conn)?)
-        })
-        .await??;
+        let applied = db::migrate(&pool).await?;
         if !applied.is_empty() {
             log::info!("migrations applied versions={}", applied.join(","));
         }
@@ -68,7 +68,20 @@ impl Application {
             "concert-api listening addr={}:{port}",
             config.bind_addr.ip()
         );
-        Ok(Application { port, server, pool })
+        let relay = match config.relay {
+            Some(relay_config) => {
+                // Its own pool, so delivery never competes with payments for connections.
+                let relay_pool = db::build_pool(relay_config.database_url.expose(), 4)?;
+                Some(Relay::new(relay_config, relay_pool)?)
+            }
+            None => None,
+        };
+        Ok(Application {
+            port,
+            server,
+            pool,
+            relay,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -79,8 +92,25 @@ impl Application {
         &self.pool
     }
 
-    /// Serves until SIGTERM or Ctrl-C, then finishes in-flight requests and returns.
+    /// Serves until SIGTERM or Ctrl-C, then finishes in-flight requests, stops the in-process
+    /// relay (which finishes or releases its batch) and returns.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let shutdown = CancellationToken::new();
+        let relay = self
+            .relay
+            .map(|relay| tokio::spawn(relay.run(shutdown.clone())));
+        let served = self.server.await;
+        shutdown.cancel();
+        if let Some(relay) = relay {
+            match relay.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => log::error!(
+                    "in-process relay failed error=\"{}\"",
+                    crate::error::cause_chain(&error)
+                ),
+                Err(error) => log::error!("in-process relay task failed error=\"{error}\""),
+            }
+        }
+        served
     }
 }

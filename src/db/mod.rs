@@ -45,6 +45,17 @@ pub fn run_migrations(conn: &mut PgConnection) -> Result<Vec<String>, MigrationE
     applied
 }
 
+/// Runs the migrations with a pooled connection, off the async runtime's worker threads.
+pub async fn migrate(pool: &DbPool) -> Result<Vec<String>, MigrationError> {
+    let pool = pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get().map_err(|e| MigrationError(e.to_string()))?;
+        run_migrations(&mut conn)
+    })
+    .await
+    .map_err(|e| MigrationError(e.to_string()))?
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("database migration failed: {0}")]
 pub struct MigrationError(String);

@@ -1,7 +1,9 @@
 //! The transactional outbox: events are written inside the caller's transaction (so they exist
 //! exactly when the business change committed) and delivered after commit by the relay.
 
+pub mod admin;
 pub mod events;
+pub mod relay;
 
 use diesel::prelude::*;
 use uuid::Uuid;

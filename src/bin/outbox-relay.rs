@@ -1,0 +1,171 @@
+//! `outbox-relay [run]`: drain the outbox to every destination until SIGTERM/Ctrl-C.
+//! `outbox-relay status [--json]`: pending, due, in-retry, in-flight and dead counts.
+//! `outbox-relay replay-dead [--id N]`: re-queue dead deliveries.
+
+use clap::{Parser, Subcommand};
+use concert_outbox::config::Secret;
+use concert_outbox::db;
+use concert_outbox::error::cause_chain;
+use concert_outbox::outbox::admin;
+use concert_outbox::outbox::relay::config::RelayConfig;
+use concert_outbox::outbox::relay::Relay;
+use diesel::{Connection, PgConnection};
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(about = "Delivers outbox events to the data platform and the notifier, at least once")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the relay (the default). Settings come from the environment; see README.
+    Run(RunFlags),
+    /// Print the outbox's state per destination and the dead deliveries.
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-queue dead deliveries: all of them, or those of one outbox event.
+    ReplayDead {
+        /// The outbox id of the event to re-queue.
+        #[arg(long)]
+        id: Option<i64>,
+    },
+}
+
+/// Flags override the environment variable of the same meaning.
+#[derive(clap::Args, Default)]
+struct RunFlags {
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    #[arg(long, env = "DATA_PLATFORM_URL")]
+    data_platform_url: Option<String>,
+    #[arg(long, env = "NOTIFY_URL")]
+    notify_url: Option<String>,
+    #[arg(long, env = "RELAY_BATCH_SIZE")]
+    batch_size: Option<String>,
+    #[arg(long, env = "RELAY_CONCURRENCY")]
+    concurrency: Option<String>,
+    #[arg(long, env = "RELAY_POLL_INTERVAL_MS")]
+    poll_interval_ms: Option<String>,
+    #[arg(long, env = "RELAY_MAX_ATTEMPTS")]
+    max_attempts: Option<String>,
+    #[arg(long, env = "RELAY_BACKOFF_BASE_MS")]
+    backoff_base_ms: Option<String>,
+    #[arg(long, env = "RELAY_BACKOFF_MAX_MS")]
+    backoff_max_ms: Option<String>,
+    #[arg(long, env = "RELAY_REQUEST_TIMEOUT_MS")]
+    request_timeout_ms: Option<String>,
+    #[arg(long, env = "RELAY_LEASE_SECONDS")]
+    lease_seconds: Option<String>,
+}
+
+impl RunFlags {
+    /// The setting named by its environment variable: the flag if given, else the variable
+    /// (clap has already merged the two), else whatever the environment holds.
+    fn lookup(&self, name: &str) -> Option<String> {
+        let flag = match name {
+            "DATABASE_URL" => &self.database_url,
+            "DATA_PLATFORM_URL" => &self.data_platform_url,
+            "NOTIFY_URL" => &self.notify_url,
+            "RELAY_BATCH_SIZE" => &self.batch_size,
+            "RELAY_CONCURRENCY" => &self.concurrency,
+            "RELAY_POLL_INTERVAL_MS" => &self.poll_interval_ms,
+            "RELAY_MAX_ATTEMPTS" => &self.max_attempts,
+            "RELAY_BACKOFF_BASE_MS" => &self.backoff_base_ms,
+            "RELAY_BACKOFF_MAX_MS" => &self.backoff_max_ms,
+            "RELAY_REQUEST_TIMEOUT_MS" => &self.request_timeout_ms,
+            "RELAY_LEASE_SECONDS" => &self.lease_seconds,
+            _ => &None,
+        };
+        flag.clone().or_else(|| std::env::var(name).ok())
+    }
+}
+
+type AnyError = Box<dyn std::error::Error + Send + Sync>;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Run(RunFlags::default())) {
+        Command::Run(flags) => match RelayConfig::from_lookup(|name| flags.lookup(name)) {
+            Ok(config) => run(config).await,
+            Err(error) => {
+                eprintln!("outbox-relay: configuration error: {error}");
+                return ExitCode::from(2);
+            }
+        },
+        Command::Status { json } => status(json),
+        Command::ReplayDead { id } => replay_dead(id),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("outbox-relay: {}", cause_chain(error.as_ref()));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: RelayConfig) -> Result<(), AnyError> {
+    let pool_size = u32::try_from(config.destinations.len() * 2 + 2).unwrap_or(8);
+    let pool = db::build_pool(config.database_url.expose(), pool_size)?;
+    db::migrate(&pool).await?;
+    let relay = Relay::new(config, pool)?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    relay.run(shutdown).await?;
+    Ok(())
+}
+
+/// Cancels `shutdown` on SIGTERM or Ctrl-C: the relay stops claiming, finishes or releases
+/// its in-flight batch, and exits 0.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                log::error!("cannot listen for SIGTERM error=\"{error}\"");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = terminate => log::info!("SIGTERM received; finishing in-flight deliveries"),
+        _ = tokio::signal::ctrl_c() => log::info!("Ctrl-C received; finishing in-flight deliveries"),
+    }
+    shutdown.cancel();
+}
+
+fn connect() -> Result<PgConnection, AnyError> {
+    let url = std::env::var("DATABASE_URL")
+        .map_err(|_| "configuration error: DATABASE_URL: is required but not set")?;
+    Ok(PgConnection::establish(Secret::new(url).expose())?)
+}
+
+fn status(json: bool) -> Result<(), AnyError> {
+    let status = admin::outbox_status(&mut connect()?)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print!("{status}");
+    }
+    Ok(())
+}
+
+fn replay_dead(id: Option<i64>) -> Result<(), AnyError> {
+    let requeued = admin::replay_dead(&mut connect()?, id)?;
+    println!(
+        "re-queued {requeued} dead deliver{}",
+        if requeued == 1 { "y" } else { "ies" }
+    );
+    Ok(())
+}

@@ -1,0 +1,153 @@
+//! What operators see and do: the outbox's state per destination, the dead deliveries (with
+//! the aggregates they hold back), and re-queueing dead ones.
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Double, Integer, Nullable, Text, Uuid as SqlUuid};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize, QueryableByName)]
+pub struct DestinationStatus {
+    #[diesel(sql_type = Text)]
+    pub destination: String,
+    /// Not yet delivered and not dead.
+    #[diesel(sql_type = BigInt)]
+    pub pending: i64,
+    /// Pending, due now and not leased by a relay.
+    #[diesel(sql_type = BigInt)]
+    pub due: i64,
+    /// Pending after at least one failed attempt.
+    #[diesel(sql_type = BigInt)]
+    pub in_retry: i64,
+    /// Leased by a relay right now.
+    #[diesel(sql_type = BigInt)]
+    pub in_flight: i64,
+    #[diesel(sql_type = BigInt)]
+    pub dead: i64,
+    /// Seconds since the oldest pending event was committed.
+    #[diesel(sql_type = Nullable<Double>)]
+    pub oldest_pending_age_seconds: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, QueryableByName)]
+pub struct DeadDelivery {
+    #[diesel(sql_type = BigInt)]
+    pub outbox_id: i64,
+    #[diesel(sql_type = Text)]
+    pub destination: String,
+    #[diesel(sql_type = SqlUuid)]
+    pub event_id: uuid::Uuid,
+    #[diesel(sql_type = Text)]
+    pub event_type: String,
+    #[diesel(sql_type = Text)]
+    pub aggregate_type: String,
+    #[diesel(sql_type = BigInt)]
+    pub aggregate_id: i64,
+    #[diesel(sql_type = Integer)]
+    pub attempts: i32,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub last_error: Option<String>,
+    /// Later events of the same aggregate waiting behind this one for this destination.
+    #[diesel(sql_type = BigInt)]
+    pub blocked_events: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxStatus {
+    pub destinations: Vec<DestinationStatus>,
+    pub dead: Vec<DeadDelivery>,
+}
+
+/// Dead deliveries listed at most.
+const DEAD_LISTED: i64 = 100;
+
+pub fn outbox_status(conn: &mut PgConnection) -> QueryResult<OutboxStatus> {
+    let destinations = diesel::sql_query(
+        "SELECT dest.name AS destination, \
+                count(d.outbox_id) FILTER (WHERE d.status = 'pending') AS pending, \
+                count(d.outbox_id) FILTER (WHERE d.status = 'pending' AND d.next_attempt_at <= now() \
+                    AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= now())) AS due, \
+                count(d.outbox_id) FILTER (WHERE d.status = 'pending' AND d.last_error IS NOT NULL) AS in_retry, \
+                count(d.outbox_id) FILTER (WHERE d.status = 'pending' AND d.lease_expires_at > now()) AS in_flight, \
+                count(d.outbox_id) FILTER (WHERE d.status = 'dead') AS dead, \
+                extract(epoch FROM now() - min(o.created_at) FILTER (WHERE d.status = 'pending'))::float8 \
+                    AS oldest_pending_age_seconds \
+         FROM outbox_destinations dest \
+         LEFT JOIN outbox_deliveries d ON d.destination = dest.name AND d.status <> 'sent' \
+         LEFT JOIN outbox o ON o.id = d.outbox_id \
+         GROUP BY dest.name ORDER BY dest.name",
+    )
+    .load(conn)?;
+    let dead = diesel::sql_query(
+        "SELECT d.outbox_id, d.destination, o.event_id, o.event_type, d.aggregate_type, d.aggregate_id, \
+                d.attempts, d.last_error, \
+                (SELECT count(*) FROM outbox_deliveries later \
+                  WHERE later.destination = d.destination AND later.aggregate_type = d.aggregate_type \
+                    AND later.aggregate_id = d.aggregate_id AND later.outbox_id > d.outbox_id \
+                    AND later.status = 'pending') AS blocked_events \
+         FROM outbox_deliveries d JOIN outbox o ON o.id = d.outbox_id \
+         WHERE d.status = 'dead' ORDER BY d.outbox_id LIMIT $1",
+    )
+    .bind::<BigInt, _>(DEAD_LISTED)
+    .load(conn)?;
+    Ok(OutboxStatus { destinations, dead })
+}
+
+/// Re-queues dead deliveries (all of them, or those of event `outbox_id`) with fresh attempts
+/// and wakes the relays. The event keeps its id, so receivers still deduplicate it. Returns
+/// how many deliveries were re-queued.
+pub fn replay_dead(conn: &mut PgConnection, outbox_id: Option<i64>) -> QueryResult<usize> {
+    let requeued = diesel::sql_query(
+        "UPDATE outbox_deliveries \
+         SET status = 'pending', attempts = 0, next_attempt_at = now(), \
+             lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL \
+         WHERE status = 'dead' AND ($1::bigint IS NULL OR outbox_id = $1)",
+    )
+    .bind::<Nullable<BigInt>, _>(outbox_id)
+    .execute(conn)?;
+    if requeued > 0 {
+        diesel::sql_query("SELECT pg_notify('outbox_events', '')").execute(conn)?;
+    }
+    Ok(requeued)
+}
+
+impl std::fmt::Display for OutboxStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12}",
+            "destination", "pending", "due", "in_retry", "in_flight", "dead", "oldest_age_s"
+        )?;
+        for d in &self.destinations {
+            let age = d
+                .oldest_pending_age_seconds
+                .map_or("-".to_string(), |s| format!("{s:.1}"));
+            writeln!(
+                f,
+                "{:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12}",
+                d.destination, d.pending, d.due, d.in_retry, d.in_flight, d.dead, age
+            )?;
+        }
+        if self.dead.is_empty() {
+            return Ok(());
+        }
+        writeln!(
+            f,
+            "\ndead deliveries (replay with `outbox-relay replay-dead [--id N]`):"
+        )?;
+        for d in &self.dead {
+            writeln!(
+                f,
+                "  outbox_id={} destination={} event_id={} {}#{} attempts={} blocks={} later event(s) last_error={:?}",
+                d.outbox_id,
+                d.destination,
+                d.event_id,
+                d.aggregate_type,
+                d.aggregate_id,
+                d.attempts,
+                d.blocked_events,
+                d.last_error.as_deref().unwrap_or("")
+            )?;
+        }
+        Ok(())
+    }
+}

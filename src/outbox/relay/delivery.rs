@@ -1,0 +1,162 @@
+//! The HTTP side: render a destination's body, POST it, and classify the answer.
+
+use super::config::{BodyFormat, DestinationConfig};
+use super::store::ClaimedDelivery;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::time::{Duration, SystemTime};
+
+/// What a destination's answer means for the events it carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// 2xx, or 409 (the receiver already has it): acknowledge.
+    Delivered,
+    /// Connect error, timeout, 5xx, 408, 429: try again later, never give up.
+    Retry {
+        error: String,
+        retry_after: Option<Duration>,
+    },
+    /// Another 4xx: the receiver refuses this content; dead after the maximum attempts.
+    Rejected { error: String },
+}
+
+impl Verdict {
+    pub fn from_status(status: StatusCode, retry_after: Option<Duration>) -> Verdict {
+        let error = format!("HTTP {status}");
+        match status.as_u16() {
+            200..=299 | 409 => Verdict::Delivered,
+            408 | 429 | 500..=599 => Verdict::Retry { error, retry_after },
+            400..=499 => Verdict::Rejected { error },
+            _ => Verdict::Retry { error, retry_after },
+        }
+    }
+}
+
+/// The JSON a destination receives for one event.
+pub fn render(format: BodyFormat, delivery: &ClaimedDelivery) -> Value {
+    match format {
+        BodyFormat::Event => delivery.payload.clone(),
+        BodyFormat::Notification => json!({
+            "event_id": delivery.event_id,
+            "user_id": delivery.payload["user_id"],
+            "reservation_id": delivery.aggregate_id,
+            "message": notification_message(delivery),
+        }),
+    }
+}
+
+fn notification_message(delivery: &ClaimedDelivery) -> String {
+    let amount = &delivery.payload["amount"];
+    let seat = &delivery.payload["seat_no"];
+    match delivery.event_type.as_str() {
+        crate::outbox::events::RESERVATION_CANCELLED => format!(
+            "Reservation {} for seat {seat} was cancelled; {amount} points were refunded.",
+            delivery.aggregate_id
+        ),
+        _ => format!(
+            "Payment of {amount} points completed: seat {seat} is yours (reservation {}).",
+            delivery.aggregate_id
+        ),
+    }
+}
+
+/// POSTs `events` to `destination`: one object alone, or a JSON array as a batch. Every
+/// delivery names its events in `Idempotency-Key` (comma-separated for a batch) as well as in
+/// each body's `event_id`, so the receiver can drop duplicates.
+pub async fn post(
+    client: &reqwest::Client,
+    destination: &DestinationConfig,
+    events: &[&ClaimedDelivery],
+) -> Verdict {
+    let (body, key) = match events {
+        [single] => (
+            render(destination.format, single),
+            single.event_id.to_string(),
+        ),
+        many => (
+            Value::Array(many.iter().map(|d| render(destination.format, d)).collect()),
+            many.iter()
+                .map(|d| d.event_id.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+    };
+    let mut request = client
+        .post(&destination.url)
+        .header("Idempotency-Key", key)
+        .json(&body);
+    if let [single] = events {
+        if let Some(traceparent) = &single.trace_context {
+            request = request.header("traceparent", traceparent);
+        }
+    }
+    match request.send().await {
+        Ok(response) => {
+            let retry_after = retry_after(response.headers());
+            Verdict::from_status(response.status(), retry_after)
+        }
+        Err(error) => Verdict::Retry {
+            error: describe(&error),
+            retry_after: None,
+        },
+    }
+}
+
+fn describe(error: &reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timeout"
+    } else if error.is_connect() {
+        "connect error"
+    } else {
+        "request error"
+    };
+    format!("{kind}: {}", crate::error::cause_chain(error))
+}
+
+/// `Retry-After` as seconds or as an HTTP date.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_classified_as_the_contract_says() {
+        let v = |code| Verdict::from_status(StatusCode::from_u16(code).unwrap(), None);
+        assert_eq!(v(200), Verdict::Delivered);
+        assert_eq!(v(202), Verdict::Delivered);
+        assert_eq!(v(409), Verdict::Delivered);
+        for retryable in [408, 429, 500, 502, 503] {
+            assert!(matches!(v(retryable), Verdict::Retry { .. }), "{retryable}");
+        }
+        for refused in [400, 401, 404, 413, 422] {
+            assert!(matches!(v(refused), Verdict::Rejected { .. }), "{refused}");
+        }
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("retry-after", "7".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        headers.insert(
+            "retry-after",
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&headers), Some(Duration::ZERO));
+    }
+}

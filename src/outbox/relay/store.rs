@@ -1,0 +1,251 @@
+//! The relay's database side: claim due deliveries under a lease, acknowledge or reschedule
+//! them only while the lease is still ours, and keep the table small. Every function is one
+//! short autocommit statement (or a few), never a transaction held across an HTTP call.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{
+    Array, BigInt, Bool, Double, Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid,
+};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// One event claimed for one destination.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct ClaimedDelivery {
+    #[diesel(sql_type = BigInt)]
+    pub outbox_id: i64,
+    /// Including the attempt this claim starts.
+    #[diesel(sql_type = Integer)]
+    pub attempts: i32,
+    #[diesel(sql_type = SqlUuid)]
+    pub event_id: Uuid,
+    #[diesel(sql_type = Text)]
+    pub event_type: String,
+    #[diesel(sql_type = BigInt)]
+    pub aggregate_id: i64,
+    #[diesel(sql_type = Jsonb)]
+    pub payload: serde_json::Value,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub trace_context: Option<String>,
+    #[diesel(sql_type = Timestamptz)]
+    pub created_at: DateTime<Utc>,
+}
+
+/// A claim: the rows, and the fencing token that proves they are still ours.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub destination: String,
+    pub token: Uuid,
+    pub deliveries: Vec<ClaimedDelivery>,
+}
+
+/// Registers destinations so the fan-out trigger creates deliveries for them.
+pub fn register_destinations(conn: &mut PgConnection, names: &[String]) -> QueryResult<usize> {
+    diesel::sql_query(
+        "INSERT INTO outbox_destinations (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind::<Array<Text>, _>(names)
+    .execute(conn)
+}
+
+/// Claims up to `limit` due deliveries for `destination`, oldest first, and leases them to
+/// `owner` for `lease`. `SKIP LOCKED` lets relays claim side by side without waiting on each
+/// other. A delivery is skipped while an earlier event of the same aggregate is unsent for this
+/// destination (pending, in flight or dead), so each aggregate's events arrive in commit order
+/// and at most one of them is in flight. (Commit order is id order per aggregate because the
+/// writers of one reservation serialise on its row lock.)
+pub fn claim_due_deliveries(
+    conn: &mut PgConnection,
+    destination: &str,
+    owner: &str,
+    limit: u32,
+    lease: Duration,
+) -> QueryResult<Claim> {
+    let token = Uuid::new_v4();
+    let deliveries = diesel::sql_query(
+        "WITH due AS ( \
+             SELECT d.outbox_id FROM outbox_deliveries d \
+             WHERE d.destination = $1 AND d.status = 'pending' AND d.next_attempt_at <= now() \
+               AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= now()) \
+               AND NOT EXISTS ( \
+                   SELECT 1 FROM outbox_deliveries earlier \
+                   WHERE earlier.destination = d.destination \
+                     AND earlier.aggregate_type = d.aggregate_type \
+                     AND earlier.aggregate_id = d.aggregate_id \
+                     AND earlier.outbox_id < d.outbox_id AND earlier.status <> 'sent') \
+             ORDER BY d.outbox_id \
+             LIMIT $2 \
+             FOR UPDATE OF d SKIP LOCKED), \
+         leased AS ( \
+             UPDATE outbox_deliveries d \
+             SET lease_owner = $3, lease_token = $4, attempts = d.attempts + 1, \
+                 lease_expires_at = now() + make_interval(secs => $5) \
+             FROM due WHERE d.destination = $1 AND d.outbox_id = due.outbox_id \
+             RETURNING d.outbox_id, d.attempts) \
+         SELECT leased.outbox_id, leased.attempts, o.event_id, o.event_type, o.aggregate_id, \
+                o.payload, o.trace_context, o.created_at \
+         FROM leased JOIN outbox o ON o.id = leased.outbox_id \
+         ORDER BY leased.outbox_id",
+    )
+    .bind::<Text, _>(destination)
+    .bind::<BigInt, _>(i64::from(limit))
+    .bind::<Text, _>(owner)
+    .bind::<SqlUuid, _>(token)
+    .bind::<Double, _>(lease.as_secs_f64())
+    .load(conn)?;
+    Ok(Claim {
+        destination: destination.to_owned(),
+        token,
+        deliveries,
+    })
+}
+
+/// Marks deliveries sent, only where our lease still holds (a relay that stalled past its
+/// lease cannot mark a delivery someone else now owns); then stamps `outbox.sent_at` on events
+/// every destination has acknowledged. Returns the ids acknowledged.
+pub fn acknowledge(
+    conn: &mut PgConnection,
+    claim: &Claim,
+    outbox_ids: &[i64],
+) -> QueryResult<Vec<i64>> {
+    #[derive(QueryableByName)]
+    struct Acked {
+        #[diesel(sql_type = BigInt)]
+        outbox_id: i64,
+    }
+    let acked: Vec<i64> = diesel::sql_query(
+        "UPDATE outbox_deliveries \
+         SET status = 'sent', sent_at = now(), last_error = NULL, \
+             lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL \
+         WHERE destination = $1 AND outbox_id = ANY($2) AND lease_token = $3 AND status = 'pending' \
+         RETURNING outbox_id",
+    )
+    .bind::<Text, _>(&claim.destination)
+    .bind::<Array<BigInt>, _>(outbox_ids)
+    .bind::<SqlUuid, _>(claim.token)
+    .load::<Acked>(conn)?
+    .into_iter()
+    .map(|row| row.outbox_id)
+    .collect();
+    // A separate statement, after the acknowledgement committed: two relays acknowledging the
+    // two destinations of one event at once each see the other's commit by now, or the later
+    // one does, so the last acknowledgement always stamps the event.
+    mark_events_sent(conn, &acked)?;
+    Ok(acked)
+}
+
+/// Stamps `sent_at` on those of `outbox_ids` whose every delivery is sent.
+pub fn mark_events_sent(conn: &mut PgConnection, outbox_ids: &[i64]) -> QueryResult<usize> {
+    if outbox_ids.is_empty() {
+        return Ok(0);
+    }
+    diesel::sql_query(
+        "UPDATE outbox o SET sent_at = now() \
+         WHERE o.id = ANY($1) AND o.sent_at IS NULL \
+           AND NOT EXISTS (SELECT 1 FROM outbox_deliveries d WHERE d.outbox_id = o.id AND d.status <> 'sent')",
+    )
+    .bind::<Array<BigInt>, _>(outbox_ids)
+    .execute(conn)
+}
+
+/// A failed delivery and when to try it again.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub outbox_id: i64,
+    pub retry_in: Duration,
+    pub error: String,
+    /// The receiver refused the event itself (a 4xx other than 408/409/429); such a delivery
+    /// is parked as dead once it has used up its attempts. Transient failures retry forever.
+    pub permanent: bool,
+}
+
+/// Reschedules failed deliveries (still fenced by our lease); permanently refused ones that
+/// used up `max_attempts` become `dead`. Returns how many went dead.
+pub fn record_failures(
+    conn: &mut PgConnection,
+    claim: &Claim,
+    failures: &[Failure],
+    max_attempts: i32,
+) -> QueryResult<usize> {
+    if failures.is_empty() {
+        return Ok(0);
+    }
+    #[derive(QueryableByName)]
+    struct Outcome {
+        #[diesel(sql_type = Text)]
+        status: String,
+    }
+    let ids: Vec<i64> = failures.iter().map(|f| f.outbox_id).collect();
+    let delays: Vec<f64> = failures.iter().map(|f| f.retry_in.as_secs_f64()).collect();
+    let errors: Vec<String> = failures.iter().map(|f| truncate(&f.error, 500)).collect();
+    let permanent: Vec<bool> = failures.iter().map(|f| f.permanent).collect();
+    let outcomes: Vec<Outcome> = diesel::sql_query(
+        "UPDATE outbox_deliveries d \
+         SET status = CASE WHEN f.permanent AND d.attempts >= $5 THEN 'dead' ELSE 'pending' END, \
+             next_attempt_at = now() + make_interval(secs => f.delay), \
+             last_error = f.error, \
+             lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL \
+         FROM unnest($2::bigint[], $3::float8[], $4::text[], $6::bool[]) AS f(outbox_id, delay, error, permanent) \
+         WHERE d.destination = $1 AND d.outbox_id = f.outbox_id AND d.lease_token = $7 AND d.status = 'pending' \
+         RETURNING d.status",
+    )
+    .bind::<Text, _>(&claim.destination)
+    .bind::<Array<BigInt>, _>(&ids)
+    .bind::<Array<Double>, _>(&delays)
+    .bind::<Array<Text>, _>(&errors)
+    .bind::<Integer, _>(max_attempts)
+    .bind::<Array<Bool>, _>(&permanent)
+    .bind::<SqlUuid, _>(claim.token)
+    .load(conn)?;
+    Ok(outcomes.iter().filter(|o| o.status == "dead").count())
+}
+
+/// Gives back a claim's undelivered rows (on shutdown) so another relay can take them at once;
+/// the attempt they were claimed for did not happen.
+pub fn release(conn: &mut PgConnection, claim: &Claim, outbox_ids: &[i64]) -> QueryResult<usize> {
+    diesel::sql_query(
+        "UPDATE outbox_deliveries \
+         SET lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, attempts = attempts - 1 \
+         WHERE destination = $1 AND outbox_id = ANY($2) AND lease_token = $3 AND status = 'pending'",
+    )
+    .bind::<Text, _>(&claim.destination)
+    .bind::<Array<BigInt>, _>(outbox_ids)
+    .bind::<SqlUuid, _>(claim.token)
+    .execute(conn)
+}
+
+/// Deletes events sent longer than `retention` ago, a bounded chunk per statement so no
+/// long lock is held. Dead and pending events are never touched.
+pub fn delete_sent_events(conn: &mut PgConnection, retention: Duration) -> QueryResult<usize> {
+    const CHUNK: i64 = 5_000;
+    let mut total = 0;
+    loop {
+        let deleted = diesel::sql_query(
+            "DELETE FROM outbox WHERE id IN ( \
+                 SELECT id FROM outbox WHERE sent_at < now() - make_interval(secs => $1) LIMIT $2)",
+        )
+        .bind::<Double, _>(retention.as_secs_f64())
+        .bind::<BigInt, _>(CHUNK)
+        .execute(conn)?;
+        total += deleted;
+        if deleted < CHUNK as usize {
+            return Ok(total);
+        }
+    }
+}
+
+/// Stamps `sent_at` on events whose deliveries are all sent but whose stamp was lost (a relay
+/// killed between acknowledging and stamping).
+pub fn repair_sent_stamps(conn: &mut PgConnection) -> QueryResult<usize> {
+    diesel::sql_query(
+        "UPDATE outbox o SET sent_at = now() \
+         WHERE o.sent_at IS NULL \
+           AND NOT EXISTS (SELECT 1 FROM outbox_deliveries d WHERE d.outbox_id = o.id AND d.status <> 'sent')",
+    )
+    .execute(conn)
+}
+
+fn truncate(text: &str, max_chars: usize) -> String {
+    text.chars().take(max_chars).collect()
+}

@@ -45,9 +45,10 @@ CREATE TABLE outbox_deliveries (
     PRIMARY KEY (outbox_id, destination),
     CHECK ((status = 'sent') = (sent_at IS NOT NULL))
 );
--- The claim scans only pending rows, however many sent rows the table holds.
+-- The claim walks pending rows oldest first and stops at its LIMIT; sent rows (millions of
+-- them before retention deletes them) are not in this index at all.
 CREATE INDEX outbox_deliveries_due
-    ON outbox_deliveries (destination, next_attempt_at, outbox_id) WHERE status = 'pending';
+    ON outbox_deliveries (destination, outbox_id) WHERE status = 'pending';
 -- "Is an earlier event of this aggregate still unsent?" (per-aggregate ordering).
 CREATE INDEX outbox_deliveries_unsent_by_aggregate
     ON outbox_deliveries (destination, aggregate_type, aggregate_id, outbox_id) WHERE status <> 'sent';

@@ -3,10 +3,11 @@
 use crate::domain::EntityId;
 use crate::outbox::enqueue_event;
 use crate::outbox::events::{ReservationEvent, RESERVATION_CONFIRMED};
+use crate::reservations::{lock_reservation, LockedReservation};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
 use serde::Serialize;
 
 /// What a successful payment returns; an idempotent retry returns the same receipt.
@@ -88,7 +89,8 @@ pub fn pay_for_reservation(
     conn.transaction(|conn| {
         // Concurrent payments (and cancellations) of one reservation queue on this row lock,
         // so exactly one of them sees it `held`.
-        let reservation = lock_reservation(conn, user_id, reservation_id)?;
+        let reservation =
+            lock_reservation(conn, user_id, reservation_id)?.ok_or(PaymentError::NotFound)?;
         if let Some(key) = key {
             if let Some(earlier) = find_payment_by_key(conn, user_id, key)? {
                 return if earlier.reservation_id == reservation.id {
@@ -130,50 +132,6 @@ pub fn pay_for_reservation(
             balance,
         })
     })
-}
-
-#[derive(QueryableByName)]
-pub(crate) struct LockedReservation {
-    #[diesel(sql_type = BigInt)]
-    pub id: i64,
-    #[diesel(sql_type = BigInt)]
-    pub user_id: i64,
-    #[diesel(sql_type = BigInt)]
-    pub seat_id: i64,
-    #[diesel(sql_type = Integer)]
-    pub seat_no: i32,
-    #[diesel(sql_type = BigInt)]
-    pub schedule_id: i64,
-    #[diesel(sql_type = BigInt)]
-    pub concert_id: i64,
-    #[diesel(sql_type = Text)]
-    pub status: String,
-    #[diesel(sql_type = Bool)]
-    pub hold_lapsed: bool,
-    #[diesel(sql_type = BigInt)]
-    pub amount: i64,
-}
-
-/// Locks the caller's reservation row; someone else's reservation is `NotFound`.
-pub(crate) fn lock_reservation(
-    conn: &mut PgConnection,
-    user_id: i64,
-    reservation_id: EntityId,
-) -> Result<LockedReservation, PaymentError> {
-    diesel::sql_query(
-        "SELECT r.id, r.user_id, r.seat_id, s.seat_no, s.schedule_id, sc.concert_id, r.status, \
-                r.held_until <= now() AS hold_lapsed, r.amount \
-         FROM reservations r \
-         JOIN seats s ON s.id = r.seat_id \
-         JOIN schedules sc ON sc.id = s.schedule_id \
-         WHERE r.id = $1 AND r.user_id = $2 \
-         FOR UPDATE OF r",
-    )
-    .bind::<BigInt, _>(reservation_id.get())
-    .bind::<BigInt, _>(user_id)
-    .get_result(conn)
-    .optional()?
-    .ok_or(PaymentError::NotFound)
 }
 
 fn find_payment_by_key(

@@ -1,9 +1,12 @@
-//! Holding a seat, and reading a reservation back.
+//! Holding a seat, reading a reservation back, and cancelling it.
+
+mod cancel;
+pub use cancel::{cancel_reservation, CancelError, Cancellation};
 
 use crate::domain::{EntityId, ReservationStatus};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Double, Integer, Nullable, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Bool, Double, Integer, Nullable, Text, Timestamptz};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -137,4 +140,50 @@ pub fn find_reservation(
     .get_result(conn)
     .optional()?;
     row.map(Reservation::try_from).transpose()
+}
+
+/// A reservation locked `FOR UPDATE` for a use case that changes it, with what its events need.
+#[derive(QueryableByName)]
+pub struct LockedReservation {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub user_id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub seat_id: i64,
+    #[diesel(sql_type = Integer)]
+    pub seat_no: i32,
+    #[diesel(sql_type = BigInt)]
+    pub schedule_id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub concert_id: i64,
+    #[diesel(sql_type = Text)]
+    pub status: String,
+    #[diesel(sql_type = Bool)]
+    pub hold_lapsed: bool,
+    #[diesel(sql_type = BigInt)]
+    pub amount: i64,
+}
+
+/// Locks the caller's reservation row. Payments and cancellations of one reservation queue on
+/// this lock, so they see each other's result and write its events in commit order. Someone
+/// else's reservation is `None`, like an unknown one.
+pub fn lock_reservation(
+    conn: &mut PgConnection,
+    user_id: i64,
+    reservation_id: EntityId,
+) -> QueryResult<Option<LockedReservation>> {
+    diesel::sql_query(
+        "SELECT r.id, r.user_id, r.seat_id, s.seat_no, s.schedule_id, sc.concert_id, r.status, \
+                r.held_until <= now() AS hold_lapsed, r.amount \
+         FROM reservations r \
+         JOIN seats s ON s.id = r.seat_id \
+         JOIN schedules sc ON sc.id = s.schedule_id \
+         WHERE r.id = $1 AND r.user_id = $2 \
+         FOR UPDATE OF r",
+    )
+    .bind::<BigInt, _>(reservation_id.get())
+    .bind::<BigInt, _>(user_id)
+    .get_result(conn)
+    .optional()
 }

@@ -1,7 +1,9 @@
 use crate::auth::AuthenticatedUser;
 use crate::domain::EntityId;
 use crate::error::ApiError;
-use crate::reservations::{find_reservation, hold_seat, HoldError};
+use crate::reservations::{
+    cancel_reservation, find_reservation, hold_seat, CancelError, HoldError,
+};
 use crate::routes::with_db;
 use crate::startup::AppState;
 use actix_web::{web, HttpResponse};
@@ -9,7 +11,8 @@ use serde::Deserialize;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/reservations", web::post().to(hold))
-        .route("/reservations/{id}", web::get().to(show));
+        .route("/reservations/{id}", web::get().to(show))
+        .route("/reservations/{id}/cancel", web::post().to(cancel));
 }
 
 #[derive(Deserialize)]
@@ -24,6 +27,17 @@ impl From<HoldError> for ApiError {
             HoldError::UnknownSeat => ApiError::NotFound("seat"),
             HoldError::SeatUnavailable => ApiError::SeatUnavailable,
             HoldError::Database(e) => e.into(),
+        }
+    }
+}
+
+impl From<CancelError> for ApiError {
+    fn from(error: CancelError) -> Self {
+        match error {
+            CancelError::NotFound => ApiError::NotFound("reservation"),
+            CancelError::AlreadyCancelled => ApiError::AlreadyCancelled,
+            CancelError::Payload(e) => ApiError::internal(e),
+            CancelError::Database(e) => e.into(),
         }
     }
 }
@@ -54,4 +68,25 @@ async fn show(
     let reservation = with_db(&state, move |conn| find_reservation(conn, user.id, id)).await?;
     let reservation = reservation.ok_or(ApiError::NotFound("reservation"))?;
     Ok(HttpResponse::Ok().json(reservation))
+}
+
+async fn cancel(
+    state: web::Data<AppState>,
+    user: AuthenticatedUser,
+    path: web::Path<i64>,
+    req: actix_web::HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let id = EntityId::parse("reservation id", path.into_inner())?;
+    let trace_context = crate::trace::trace_context(&req);
+    let cancellation = with_db(&state, move |conn| {
+        cancel_reservation(conn, user.id, id, trace_context)
+    })
+    .await?;
+    log::info!(
+        "reservation cancelled reservation_id={} user_id={} refunded={}",
+        cancellation.reservation_id,
+        user.id,
+        cancellation.refunded
+    );
+    Ok(HttpResponse::Ok().json(cancellation))
 }

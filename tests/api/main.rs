@@ -2,8 +2,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod bad_input;
+mod cancellations;
 mod catalog;
+mod delivery;
+mod delivery_helpers;
 mod helpers;
 mod holds;
+mod outbox_table;
 mod payments;
 mod points;

@@ -49,22 +49,9 @@ pub fn register_destinations(conn: &mut PgConnection, names: &[String]) -> Query
     .execute(conn)
 }
 
-/// Claims up to `limit` due deliveries for `destination`, oldest first, and leases them to
-/// `owner` for `lease`. `SKIP LOCKED` lets relays claim side by side without waiting on each
-/// other. A delivery is skipped while an earlier event of the same aggregate is unsent for this
-/// destination (pending, in flight or dead), so each aggregate's events arrive in commit order
-/// and at most one of them is in flight. (Commit order is id order per aggregate because the
-/// writers of one reservation serialise on its row lock.)
-pub fn claim_due_deliveries(
-    conn: &mut PgConnection,
-    destination: &str,
-    owner: &str,
-    limit: u32,
-    lease: Duration,
-) -> QueryResult<Claim> {
-    let token = Uuid::new_v4();
-    let deliveries = diesel::sql_query(
-        "WITH due AS ( \
+/// The claim statement; `$1` destination, `$2` limit, `$3` owner, `$4` token, `$5` lease
+/// seconds. Public so tests can EXPLAIN it.
+pub const CLAIM_DUE_DELIVERIES: &str = "WITH due AS ( \
              SELECT d.outbox_id FROM outbox_deliveries d \
              WHERE d.destination = $1 AND d.status = 'pending' AND d.next_attempt_at <= now() \
                AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= now()) \
@@ -86,14 +73,29 @@ pub fn claim_due_deliveries(
          SELECT leased.outbox_id, leased.attempts, o.event_id, o.event_type, o.aggregate_id, \
                 o.payload, o.trace_context, o.created_at \
          FROM leased JOIN outbox o ON o.id = leased.outbox_id \
-         ORDER BY leased.outbox_id",
-    )
-    .bind::<Text, _>(destination)
-    .bind::<BigInt, _>(i64::from(limit))
-    .bind::<Text, _>(owner)
-    .bind::<SqlUuid, _>(token)
-    .bind::<Double, _>(lease.as_secs_f64())
-    .load(conn)?;
+         ORDER BY leased.outbox_id";
+
+/// Claims up to `limit` due deliveries for `destination`, oldest first, and leases them to
+/// `owner` for `lease`. `SKIP LOCKED` lets relays claim side by side without waiting on each
+/// other. A delivery is skipped while an earlier event of the same aggregate is unsent for this
+/// destination (pending, in flight or dead), so each aggregate's events arrive in commit order
+/// and at most one of them is in flight. (Commit order is id order per aggregate because the
+/// writers of one reservation serialise on its row lock.)
+pub fn claim_due_deliveries(
+    conn: &mut PgConnection,
+    destination: &str,
+    owner: &str,
+    limit: u32,
+    lease: Duration,
+) -> QueryResult<Claim> {
+    let token = Uuid::new_v4();
+    let deliveries = diesel::sql_query(CLAIM_DUE_DELIVERIES)
+        .bind::<Text, _>(destination)
+        .bind::<BigInt, _>(i64::from(limit))
+        .bind::<Text, _>(owner)
+        .bind::<SqlUuid, _>(token)
+        .bind::<Double, _>(lease.as_secs_f64())
+        .load(conn)?;
     Ok(Claim {
         destination: destination.to_owned(),
         token,

@@ -1,0 +1,118 @@
+//! Cancelling a reservation: the first flow that needs compensation. A paid reservation is
+//! refunded in one transaction (points back, payment marked refunded, seat free again, and a
+//! `reservation.cancelled` event); a held one is simply released.
+
+use super::{lock_reservation, LockedReservation};
+use crate::domain::EntityId;
+use crate::outbox::enqueue_event;
+use crate::outbox::events::{ReservationEvent, RESERVATION_CANCELLED};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Timestamptz};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Cancellation {
+    pub reservation_id: i64,
+    pub status: &'static str,
+    /// Points given back (0 when only a hold was released).
+    pub refunded: i64,
+    pub balance: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CancelError {
+    #[error("reservation not found")]
+    NotFound,
+    #[error("already cancelled")]
+    AlreadyCancelled,
+    #[error("cannot encode the event payload")]
+    Payload(#[from] serde_json::Error),
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+}
+
+pub fn cancel_reservation(
+    conn: &mut PgConnection,
+    user_id: i64,
+    reservation_id: EntityId,
+    trace_context: Option<String>,
+) -> Result<Cancellation, CancelError> {
+    conn.transaction(|conn| {
+        let reservation =
+            lock_reservation(conn, user_id, reservation_id)?.ok_or(CancelError::NotFound)?;
+        let refunded = match reservation.status.as_str() {
+            "cancelled" => return Err(CancelError::AlreadyCancelled),
+            "confirmed" => refund(conn, &reservation, trace_context)?,
+            // A hold (live or lapsed) holds no money: releasing it is enough.
+            _ => 0,
+        };
+        mark_cancelled(conn, reservation.id)?;
+        Ok(Cancellation {
+            reservation_id: reservation.id,
+            status: "cancelled",
+            refunded,
+            balance: crate::points::current_balance(conn, user_id)?,
+        })
+    })
+}
+
+#[derive(QueryableByName)]
+struct Refunded {
+    #[diesel(sql_type = BigInt)]
+    payment_id: i64,
+    #[diesel(sql_type = Timestamptz)]
+    paid_at: DateTime<Utc>,
+    #[diesel(sql_type = Timestamptz)]
+    refunded_at: DateTime<Utc>,
+}
+
+/// The compensation of a payment: credit the points back, mark the payment refunded, record
+/// the ledger row, and tell the platform with a `reservation.cancelled` event.
+fn refund(
+    conn: &mut PgConnection,
+    reservation: &LockedReservation,
+    trace_context: Option<String>,
+) -> Result<i64, CancelError> {
+    let payment: Refunded = diesel::sql_query(
+        "UPDATE payments SET status = 'refunded', refunded_at = now() \
+         WHERE reservation_id = $1 AND status = 'completed' RETURNING id AS payment_id, paid_at, refunded_at",
+    )
+    .bind::<BigInt, _>(reservation.id)
+    .get_result(conn)?;
+    diesel::sql_query(
+        "WITH credited AS ( \
+             UPDATE users SET balance = balance + $2 WHERE id = $1 RETURNING id, balance) \
+         INSERT INTO point_ledger (user_id, delta, reason, payment_id, balance_after) \
+         SELECT id, $2, 'refund', $3, balance FROM credited",
+    )
+    .bind::<BigInt, _>(reservation.user_id)
+    .bind::<BigInt, _>(reservation.amount)
+    .bind::<BigInt, _>(payment.payment_id)
+    .execute(conn)?;
+    let event = ReservationEvent {
+        event_id: uuid::Uuid::new_v4(),
+        event_type: RESERVATION_CANCELLED,
+        occurred_at: payment.refunded_at,
+        reservation_id: reservation.id,
+        user_id: reservation.user_id,
+        seat_id: reservation.seat_id,
+        seat_no: reservation.seat_no,
+        schedule_id: reservation.schedule_id,
+        concert_id: reservation.concert_id,
+        amount: reservation.amount,
+        paid_at: payment.paid_at,
+    };
+    enqueue_event(conn, &event.into_outbox_row(trace_context)?)?;
+    Ok(reservation.amount)
+}
+
+/// Leaving `held`/`confirmed` takes the row out of `reservations_one_live_per_seat`, which is
+/// what makes the seat available again.
+fn mark_cancelled(conn: &mut PgConnection, reservation_id: i64) -> QueryResult<usize> {
+    diesel::sql_query(
+        "UPDATE reservations SET status = 'cancelled', cancelled_at = now() WHERE id = $1",
+    )
+    .bind::<BigInt, _>(reservation_id)
+    .execute(conn)
+}

@@ -1,0 +1,384 @@
+//! The relay end to end: real Postgres, the real relay (in-process or as processes), the mock
+//! platform over HTTP.
+use crate::delivery_helpers::*;
+use crate::helpers::{eventually, join_all, spawn_app_with, TestDb};
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+const DRAIN: Duration = Duration::from_secs(60);
+
+/// Overrides for an API that runs the relay in its own process.
+fn in_process_relay(settings: &[(String, String)]) -> Vec<(&str, &str)> {
+    let mut overrides: Vec<(&str, &str)> = settings
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    overrides.push(("RELAY_IN_PROCESS", "true"));
+    overrides
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_confirmed_payment_reaches_both_destinations_and_rows_end_up_sent() {
+    let platform = MockPlatform::start().await;
+    let settings = relay_settings(&platform.url);
+    let app = spawn_app_with(&in_process_relay(&settings)).await;
+    let schedule = app.create_schedule(20, 100).await;
+    let user = app.create_user(10_000).await;
+    for seat in app.seat_ids(schedule).await {
+        let reservation = app.held(&user, seat).await;
+        assert_eq!(app.pay(&user, reservation, None).await.status(), 200);
+    }
+    let outbox_ids: HashSet<String> = outbox_event_ids(&app.db);
+    assert_eq!(outbox_ids.len(), 20);
+
+    platform
+        .wait_for_all("reservations", &outbox_ids, DRAIN)
+        .await;
+    platform
+        .wait_for_all("notifications", &outbox_ids, DRAIN)
+        .await;
+    wait_until_all_sent(&app.db, DRAIN).await;
+    let received = platform.received().await;
+    let event = &received["reservations"]["events"][0];
+    assert_eq!(event["event_type"], "reservation.confirmed");
+    assert_eq!(event["user_id"], user.id);
+    let notice = &received["notifications"]["events"][0];
+    let mut fields: Vec<&str> = notice
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(fields, ["event_id", "message", "reservation_id", "user_id"]);
+}
+
+fn outbox_event_ids(db: &TestDb) -> HashSet<String> {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        id: String,
+    }
+    diesel::sql_query("SELECT event_id::text AS id FROM outbox")
+        .load::<Row>(&mut db.connect())
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_platform_down_during_500_payments_fails_none_and_gets_every_event_once_later() {
+    let platform = MockPlatform::start().await;
+    // Down, and slow to say so: a payment that waited on the platform could not answer in time.
+    platform
+        .set_faults(json!({"down": true, "latency_ms": 5000}))
+        .await;
+    let settings = relay_settings(&platform.url);
+    let app = Arc::new(spawn_app_with(&in_process_relay(&settings)).await);
+    let schedule = app.create_schedule(500, 10).await;
+    let seats = app.seat_ids(schedule).await;
+    let users: Vec<_> = join_all((0..25).map(|_| {
+        let app = app.clone();
+        async move { Arc::new(app.create_user(1_000).await) }
+    }))
+    .await;
+
+    // 25 clients, each holding and paying its share of the seats in turn.
+    let strict = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let per_client: Vec<Vec<i64>> = seats.chunks(20).map(<[i64]>::to_vec).collect();
+    let statuses: Vec<u16> = join_all(per_client.into_iter().enumerate().map(|(i, seats)| {
+        let (app, user, strict) = (app.clone(), users[i % users.len()].clone(), strict.clone());
+        async move {
+            let mut statuses = Vec::new();
+            for seat in seats {
+                let reservation = app.held(&user, seat).await;
+                let url = app.url(&format!("/reservations/{reservation}/payment"));
+                let sent = strict.post(url).bearer_auth(&user.token).send().await;
+                statuses.push(sent.map(|r| r.status().as_u16()).unwrap_or(0));
+            }
+            statuses
+        }
+    }))
+    .await
+    .concat();
+    assert_eq!(statuses.len(), 500);
+    assert!(
+        statuses.iter().all(|s| *s == 200),
+        "{:?}",
+        statuses.iter().filter(|s| **s != 200).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        app.db
+            .scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL"),
+        500
+    );
+
+    platform
+        .set_faults(json!({"down": false, "latency_ms": 0}))
+        .await;
+    let expected = outbox_event_ids(&app.db);
+    let arrived = platform
+        .wait_for_all("reservations", &expected, DRAIN)
+        .await;
+    assert_eq!(
+        arrived.len(),
+        500,
+        "the dedup view holds each event exactly once"
+    );
+    assert_eq!(arrived.iter().collect::<HashSet<_>>().len(), 500);
+    wait_until_all_sent(&app.db, DRAIN).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_30_percent_failures_and_latency_all_events_arrive_in_aggregate_order() {
+    let platform = MockPlatform::start().await;
+    platform
+        .set_faults(json!({"fail_rate": 0.3, "latency_ms": 5}))
+        .await;
+    let db = TestDb::create();
+    let expected = write_events(&db, 40, 5);
+    let mut env = relay_env(&db, &platform.url);
+    env.push(("RELAY_BATCH_SIZE".into(), "20".into()));
+    let _relay = RelayProcess::start(&env);
+
+    platform
+        .wait_for_all("reservations", &expected, DRAIN)
+        .await;
+    wait_until_all_sent(&db, DRAIN).await;
+    assert_in_aggregate_order(&platform.received().await);
+    assert!(
+        db.scalar("SELECT max(attempts) FROM outbox_deliveries") > 1,
+        "failures were injected and retried"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkilling_the_relay_mid_stream_again_and_again_loses_nothing() {
+    let platform = MockPlatform::start().await;
+    platform.set_faults(json!({"latency_ms": 15})).await;
+    let db = TestDb::create();
+    let expected = write_events(&db, 100, 3);
+    let mut env = relay_env(&db, &platform.url);
+    env.push(("RELAY_BATCH_SIZE".into(), "10".into()));
+    env.push(("DATA_PLATFORM_BATCH".into(), "false".into()));
+    for round in 0..4 {
+        let relay = RelayProcess::start(&env);
+        let before = platform.event_ids("reservations").await.len();
+        eventually(&format!("progress in round {round}"), DRAIN, || async {
+            (platform.event_ids("reservations").await.len() > before).then_some(())
+        })
+        .await;
+        relay.sigkill();
+    }
+    assert!(
+        db.scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL") > 0,
+        "killed mid-stream"
+    );
+    let _survivor = RelayProcess::start(&env);
+    platform
+        .wait_for_all("reservations", &expected, DRAIN)
+        .await;
+    platform
+        .wait_for_all("notifications", &expected, DRAIN)
+        .await;
+    wait_until_all_sent(&db, DRAIN).await;
+    assert_in_aggregate_order(&platform.received().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_relays_at_once_lose_nothing_keep_order_and_rarely_duplicate() {
+    let platform = MockPlatform::start().await;
+    platform
+        .set_faults(json!({"fail_rate": 0.1, "latency_ms": 2}))
+        .await;
+    let db = TestDb::create();
+    let expected = write_events(&db, 100, 4);
+    let mut env = relay_env(&db, &platform.url);
+    env.push(("RELAY_BATCH_SIZE".into(), "10".into()));
+    let _relays: Vec<_> = (0..3).map(|_| RelayProcess::start(&env)).collect();
+
+    platform
+        .wait_for_all("reservations", &expected, DRAIN)
+        .await;
+    platform
+        .wait_for_all("notifications", &expected, DRAIN)
+        .await;
+    wait_until_all_sent(&db, DRAIN).await;
+    assert_in_aggregate_order(&platform.received().await);
+    let duplicates =
+        platform.duplicates("reservations").await + platform.duplicates("notifications").await;
+    assert!(
+        duplicates <= 8,
+        "{duplicates} duplicates for 800 deliveries"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_permanently_rejected_event_goes_dead_holds_back_only_its_aggregate_and_replays() {
+    let platform = MockPlatform::start().await;
+    let db = TestDb::create();
+    let poison = uuid::Uuid::new_v4().to_string();
+    let mut conn = db.connect();
+    // The poison is the first event of aggregate 1000, which has a second event behind it.
+    for (aggregate, seq, id) in [
+        (1000, 0, poison.clone()),
+        (1000, 1, uuid::Uuid::new_v4().to_string()),
+    ] {
+        let event_id: uuid::Uuid = id.parse().unwrap();
+        concert_outbox::outbox::enqueue_event(&mut conn, &concert_outbox::outbox::NewEvent {
+            event_id,
+            aggregate_type: "reservation",
+            aggregate_id: aggregate,
+            event_type: "reservation.confirmed",
+            payload: json!({"event_id": id, "reservation_id": aggregate, "user_id": 1, "seq": seq}),
+            trace_context: None,
+        })
+        .unwrap();
+    }
+    let others = write_events(&db, 20, 1).into_iter().collect::<HashSet<_>>();
+    platform
+        .set_faults(json!({"reject_event_ids": [poison]}))
+        .await;
+    let mut env = relay_env(&db, &platform.url);
+    env.push(("RELAY_MAX_ATTEMPTS".into(), "3".into()));
+    let _relay = RelayProcess::start(&env);
+
+    platform.wait_for_all("reservations", &others, DRAIN).await;
+    eventually(
+        "the poison to go dead on both destinations",
+        DRAIN,
+        || async {
+            (db.scalar("SELECT count(*) FROM outbox_deliveries WHERE status = 'dead'") == 2)
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        db.scalar("SELECT min(attempts) FROM outbox_deliveries WHERE status = 'dead'"),
+        3
+    );
+    let status: Value = serde_json::from_str(&relay_command(&db, &["status", "--json"])).unwrap();
+    let dead = &status["dead"][0];
+    assert_eq!(dead["event_id"], poison.as_str());
+    assert_eq!(
+        dead["blocked_events"], 1,
+        "the aggregate's later event waits behind it, visibly"
+    );
+    assert!(dead["last_error"].as_str().unwrap().contains("422"));
+    assert_eq!(status["destinations"][0]["dead"], 1);
+    let text = relay_command(&db, &["status"]);
+    assert!(
+        text.contains("dead deliveries") && text.contains(&poison),
+        "{text}"
+    );
+
+    platform.set_faults(json!({"reject_event_ids": []})).await;
+    let outbox_id = db
+        .scalar(&format!(
+            "SELECT id FROM outbox WHERE event_id = '{poison}'"
+        ))
+        .to_string();
+    assert!(relay_command(&db, &["replay-dead", "--id", &outbox_id]).contains("re-queued 2"));
+    wait_until_all_sent(&db, DRAIN).await;
+    let arrived = platform.event_ids("reservations").await;
+    let position = |id: &str| arrived.iter().position(|a| a == id).unwrap();
+    let second: String = platform.received().await["reservations"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["reservation_id"] == 1000 && e["seq"] == 1)
+        .unwrap()["event_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        position(&poison) < position(&second),
+        "replayed with its id, still first of its aggregate"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_destination_down_does_not_delay_the_other() {
+    let (platform, notifier) = (MockPlatform::start().await, MockPlatform::start().await);
+    notifier
+        .set_faults(json!({"down": true, "latency_ms": 900}))
+        .await;
+    let db = TestDb::create();
+    let expected = write_events(&db, 50, 2);
+    let mut env = relay_env(&db, &platform.url);
+    env.push(("NOTIFY_URL".into(), notifier.url.clone()));
+    env.push(("DATA_PLATFORM_BATCH".into(), "false".into()));
+    env.push(("NOTIFY_BATCH".into(), "false".into()));
+    let _relay = RelayProcess::start(&env);
+
+    platform
+        .wait_for_all("reservations", &expected, DRAIN)
+        .await;
+    assert_eq!(db.scalar("SELECT count(*) FROM outbox_deliveries WHERE destination = 'data_platform' AND status <> 'sent'"), 0);
+    assert_eq!(db.scalar("SELECT count(*) FROM outbox_deliveries WHERE destination = 'notification' AND status = 'sent'"), 0);
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL"),
+        0,
+        "not every destination acknowledged"
+    );
+
+    notifier
+        .set_faults(json!({"down": false, "latency_ms": 0}))
+        .await;
+    notifier
+        .wait_for_all("notifications", &expected, DRAIN)
+        .await;
+    wait_until_all_sent(&db, DRAIN).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn polling_alone_delivers_everything_when_notifications_never_come() {
+    let platform = MockPlatform::start().await;
+    let db = TestDb::create();
+    let mut env = relay_env(&db, &platform.url);
+    env.push(("RELAY_LISTEN".into(), "false".into()));
+    let _relay = RelayProcess::start(&env);
+    let expected = write_events(&db, 30, 2);
+    platform
+        .wait_for_all("reservations", &expected, DRAIN)
+        .await;
+    wait_until_all_sent(&db, DRAIN).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_finishes_the_in_flight_batch_and_exits_zero() {
+    let platform = MockPlatform::start().await;
+    platform.set_faults(json!({"latency_ms": 300})).await;
+    let db = TestDb::create();
+    write_events(&db, 50, 1);
+    let mut env = relay_env(&db, &platform.url);
+    env.push(("DATA_PLATFORM_BATCH".into(), "false".into()));
+    env.push(("RELAY_CONCURRENCY".into(), "4".into()));
+    let relay = RelayProcess::start(&env);
+    eventually("deliveries in flight", DRAIN, || async {
+        (db.scalar("SELECT count(*) FROM outbox_deliveries WHERE lease_token IS NOT NULL") > 0)
+            .then_some(())
+    })
+    .await;
+    let status = relay.sigterm();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM outbox_deliveries WHERE lease_token IS NOT NULL"),
+        0,
+        "nothing left leased"
+    );
+    assert_eq!(
+        db.scalar(
+            "SELECT count(*) FROM outbox_deliveries WHERE status = 'pending' AND attempts > 0"
+        ),
+        0,
+        "every claimed delivery was either acknowledged or released"
+    );
+}

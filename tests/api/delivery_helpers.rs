@@ -1,0 +1,228 @@
+//! Harness for delivery tests: the mock platform served in-process, relays run as real
+//! processes (so they can be SIGKILLed) or in-process, and events written through the real
+//! outbox writer.
+
+use crate::helpers::{eventually, TestDb};
+use concert_outbox::mock_platform::{self, Faults, MockPlatformConfig};
+use concert_outbox::outbox::{enqueue_event, NewEvent};
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub struct MockPlatform {
+    pub url: String,
+    client: reqwest::Client,
+}
+
+impl MockPlatform {
+    pub async fn start() -> MockPlatform {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let server = mock_platform::start(MockPlatformConfig {
+            listener,
+            faults: Faults::default(),
+            log_file: None,
+        })
+        .unwrap();
+        tokio::spawn(server);
+        MockPlatform {
+            url,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn set_faults(&self, faults: Value) {
+        let response = self
+            .client
+            .post(format!("{}/faults", self.url))
+            .json(&faults)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+
+    pub async fn received(&self) -> Value {
+        self.client
+            .get(format!("{}/received", self.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Event ids the `channel` (`reservations` or `notifications`) holds, in arrival order.
+    pub async fn event_ids(&self, channel: &str) -> Vec<String> {
+        self.received().await[channel]["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["event_id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    pub async fn duplicates(&self, channel: &str) -> i64 {
+        self.received().await[channel]["duplicates"]
+            .as_i64()
+            .unwrap()
+    }
+
+    /// Waits until `channel` holds every one of `expected` event ids.
+    pub async fn wait_for_all(
+        &self,
+        channel: &str,
+        expected: &HashSet<String>,
+        timeout: Duration,
+    ) -> Vec<String> {
+        eventually(
+            &format!("{} events on /{channel}", expected.len()),
+            timeout,
+            || async {
+                let ids = self.event_ids(channel).await;
+                let got: HashSet<String> = ids.iter().cloned().collect();
+                expected.is_subset(&got).then_some(ids)
+            },
+        )
+        .await
+    }
+}
+
+/// Settings for a relay process in tests: quick retries, a short lease, the given platform.
+pub fn relay_env(db: &TestDb, platform_url: &str) -> Vec<(String, String)> {
+    let mut env = relay_settings(platform_url);
+    env.push(("DATABASE_URL".into(), db.url.clone()));
+    env
+}
+
+/// `relay_env` without the database, for a relay inside the API (which shares its database).
+pub fn relay_settings(platform_url: &str) -> Vec<(String, String)> {
+    [
+        ("DATA_PLATFORM_URL", platform_url),
+        ("RELAY_BACKOFF_BASE_MS", "20"),
+        ("RELAY_BACKOFF_MAX_MS", "200"),
+        ("RELAY_REQUEST_TIMEOUT_MS", "1000"),
+        ("RELAY_LEASE_SECONDS", "5"),
+        ("RELAY_POLL_INTERVAL_MS", "100"),
+        ("RUST_LOG", "warn"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// A real `outbox-relay` process.
+pub struct RelayProcess {
+    child: Child,
+}
+
+impl RelayProcess {
+    pub fn start(env: &[(String, String)]) -> RelayProcess {
+        let child = Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start outbox-relay");
+        RelayProcess { child }
+    }
+
+    pub fn sigkill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Sends SIGTERM and returns the exit status.
+    pub fn sigterm(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs an `outbox-relay` subcommand to completion and returns its stdout.
+pub fn relay_command(db: &TestDb, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
+        .args(args)
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "outbox-relay {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Writes `per_aggregate` events for each of `aggregates` reservations through the real outbox
+/// writer, interleaved (round-robin across aggregates) like concurrent traffic. Each payload
+/// carries its aggregate and its position `seq` within it. Returns the event ids.
+pub fn write_events(db: &TestDb, aggregates: i64, per_aggregate: i64) -> HashSet<String> {
+    let mut conn = db.connect();
+    let mut ids = HashSet::new();
+    for seq in 0..per_aggregate {
+        for aggregate in 1..=aggregates {
+            let event_id = uuid::Uuid::new_v4();
+            let event = NewEvent {
+                event_id,
+                aggregate_type: "reservation",
+                aggregate_id: aggregate,
+                event_type: "reservation.confirmed",
+                payload: json!({"event_id": event_id, "reservation_id": aggregate, "user_id": 1,
+                                "seq": seq, "amount": 100, "seat_no": 1}),
+                trace_context: None,
+            };
+            enqueue_event(&mut conn, &event).unwrap();
+            ids.insert(event_id.to_string());
+        }
+    }
+    ids
+}
+
+/// Asserts each aggregate's events arrived in `seq` order on both channels (the dedup views).
+/// Notifications carry no `seq`, so theirs is looked up by event id.
+pub fn assert_in_aggregate_order(received: &Value) {
+    let reservations = received["reservations"]["events"].as_array().unwrap();
+    let seq_of: HashMap<&str, i64> = reservations
+        .iter()
+        .map(|e| (e["event_id"].as_str().unwrap(), e["seq"].as_i64().unwrap()))
+        .collect();
+    for channel in ["reservations", "notifications"] {
+        let mut last_seq: HashMap<i64, i64> = HashMap::new();
+        for event in received[channel]["events"].as_array().unwrap() {
+            let aggregate = event["reservation_id"].as_i64().unwrap();
+            let Some(&seq) = seq_of.get(event["event_id"].as_str().unwrap()) else {
+                continue;
+            };
+            let previous = last_seq.insert(aggregate, seq);
+            assert_eq!(
+                previous.map_or(0, |p| p + 1),
+                seq,
+                "{channel}: aggregate {aggregate} out of order"
+            );
+        }
+    }
+}
+
+/// Waits until no outbox row is unsent, then checks every delivery row is sent.
+pub async fn wait_until_all_sent(db: &TestDb, timeout: Duration) {
+    eventually("every outbox row marked sent", timeout, || async {
+        (db.scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM outbox_deliveries WHERE status <> 'sent'"),
+        0
+    );
+}

@@ -55,8 +55,10 @@ impl Application {
         });
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(middleware::from_fn(crate::metrics::http_middleware))
+                .wrap(middleware::from_fn(crate::trace::request_id_middleware))
                 .wrap(middleware::Logger::new(
-                    "http method=%{METHOD}xi path=%U status=%s ms=%D",
+                    "http request=\"%r\" status=%s ms=%D request_id=%{x-request-id}o",
                 ))
                 .app_data(state.clone())
                 .configure(crate::routes::configure)

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use concert_outbox::config::Secret;
 use concert_outbox::db;
 use concert_outbox::error::cause_chain;
+use concert_outbox::metrics;
 use concert_outbox::outbox::admin;
 use concert_outbox::outbox::relay::config::RelayConfig;
 use concert_outbox::outbox::relay::Relay;
@@ -63,6 +64,9 @@ struct RunFlags {
     request_timeout_ms: Option<String>,
     #[arg(long, env = "RELAY_LEASE_SECONDS")]
     lease_seconds: Option<String>,
+    /// Serve `/metrics` and `/health` here (e.g. 0.0.0.0:9464); off when unset.
+    #[arg(long, env = "RELAY_METRICS_ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl RunFlags {
@@ -95,7 +99,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Run(RunFlags::default())) {
         Command::Run(flags) => match RelayConfig::from_lookup(|name| flags.lookup(name)) {
-            Ok(config) => run(config).await,
+            Ok(config) => run(config, flags.metrics_addr).await,
             Err(error) => {
                 eprintln!("outbox-relay: configuration error: {error}");
                 return ExitCode::from(2);
@@ -113,14 +117,31 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(config: RelayConfig) -> Result<(), AnyError> {
+async fn run(
+    config: RelayConfig,
+    metrics_addr: Option<std::net::SocketAddr>,
+) -> Result<(), AnyError> {
     let pool_size = u32::try_from(config.destinations.len() * 2 + 2).unwrap_or(8);
     let pool = db::build_pool(config.database_url.expose(), pool_size)?;
     db::migrate(&pool).await?;
+    let metrics = match metrics_addr {
+        Some(addr) => {
+            let server =
+                metrics::relay_metrics_server(std::net::TcpListener::bind(addr)?, pool.clone())?;
+            log::info!("relay metrics listening addr={addr}");
+            let handle = server.handle();
+            tokio::spawn(server);
+            Some(handle)
+        }
+        None => None,
+    };
     let relay = Relay::new(config, pool)?;
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
     relay.run(shutdown).await?;
+    if let Some(metrics) = metrics {
+        metrics.stop(true).await;
+    }
     Ok(())
 }
 

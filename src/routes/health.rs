@@ -4,7 +4,8 @@ use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health));
+    cfg.route("/health", web::get().to(health))
+        .route("/metrics", web::get().to(metrics));
 }
 
 /// 200 when the database answers a query, 503 otherwise.
@@ -21,4 +22,9 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
                 .json(serde_json::json!({"status": "unavailable", "database": "down"}))
         }
     }
+}
+
+/// Prometheus metrics (OpenMetrics text).
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    crate::metrics::scrape(state.pool.clone(), "api").await
 }

@@ -3,6 +3,7 @@
 
 mod concerts;
 mod health;
+mod outbox;
 mod payments;
 mod points;
 mod reservations;
@@ -31,6 +32,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .configure(reservations::routes)
     .configure(payments::routes)
     .configure(points::routes)
+    .configure(outbox::routes)
     .default_service(web::to(unknown_route));
 }
 

@@ -45,12 +45,20 @@ async fn pay(
         }
     };
     let trace_context = crate::trace::trace_context(&req);
+    let traceparent = trace_context.clone();
     let receipt = with_db(&state, move |conn| {
-        pay_for_reservation(conn, user.id, reservation_id, key.as_ref(), trace_context)
+        pay_for_reservation(
+            conn,
+            user.id,
+            reservation_id,
+            key.as_ref(),
+            Some(trace_context),
+        )
     })
     .await?;
     log::info!(
-        "payment confirmed payment_id={} reservation_id={} user_id={} amount={}",
+        "payment confirmed request_id={} traceparent={traceparent} payment_id={} reservation_id={} user_id={} amount={}",
+        crate::trace::request_id(&req),
         receipt.payment_id,
         receipt.reservation_id,
         user.id,

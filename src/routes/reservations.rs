@@ -79,11 +79,12 @@ async fn cancel(
     let id = EntityId::parse("reservation id", path.into_inner())?;
     let trace_context = crate::trace::trace_context(&req);
     let cancellation = with_db(&state, move |conn| {
-        cancel_reservation(conn, user.id, id, trace_context)
+        cancel_reservation(conn, user.id, id, Some(trace_context))
     })
     .await?;
     log::info!(
-        "reservation cancelled reservation_id={} user_id={} refunded={}",
+        "reservation cancelled request_id={} reservation_id={} user_id={} refunded={}",
+        crate::trace::request_id(&req),
         cancellation.reservation_id,
         user.id,
         cancellation.refunded

@@ -8,6 +8,7 @@ mod delivery;
 mod delivery_helpers;
 mod helpers;
 mod holds;
+mod observability;
 mod outbox_table;
 mod payments;
 mod points;

@@ -12,8 +12,10 @@ pub mod store;
 
 use crate::db::DbPool;
 use crate::error::cause_chain;
+use chrono::{DateTime, Utc};
 use config::{DestinationConfig, RelayConfig};
 use delivery::Verdict;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use store::{Claim, ClaimedDelivery, Failure};
@@ -188,7 +190,7 @@ impl Relay {
         verdicts: Vec<(i64, Verdict)>,
     ) -> Result<Round, RelayError> {
         let config = self.config.clone();
-        let by_id: std::collections::HashMap<i64, &ClaimedDelivery> =
+        let by_id: HashMap<i64, &ClaimedDelivery> =
             claim.deliveries.iter().map(|d| (d.outbox_id, d)).collect();
         let mut delivered = Vec::new();
         let mut failures = Vec::new();
@@ -228,6 +230,12 @@ impl Relay {
         let claimed = claim.deliveries.len();
         let retrying = failures.len();
         let max_attempts = config.max_attempts;
+        let destination = claim.destination.clone();
+        let committed_at: HashMap<i64, DateTime<Utc>> = claim
+            .deliveries
+            .iter()
+            .map(|d| (d.outbox_id, d.created_at))
+            .collect();
         let (acked, dead, released) = self
             .with_db(move |conn| {
                 let acked = store::acknowledge(conn, &claim, &delivered)?;
@@ -246,12 +254,26 @@ impl Relay {
                         failure.error
                     );
                 }
-                Ok((acked.len(), dead, released))
+                Ok((acked, dead, released))
             })
             .await?;
-        if dead > 0 {
-            log::error!("deliveries parked as dead count={dead}; see `outbox-relay status`");
+        let metrics = crate::metrics::global();
+        let now = Utc::now();
+        for outbox_id in &acked {
+            if let Some(committed) = committed_at.get(outbox_id) {
+                metrics.observe_commit_to_delivery(
+                    &destination,
+                    (now - *committed).to_std().unwrap_or_default(),
+                );
+            }
         }
+        metrics.observe_delivery(&destination, "delivered", acked.len() as u64);
+        metrics.observe_delivery(&destination, "retry", (retrying - dead) as u64);
+        metrics.observe_delivery(&destination, "dead", dead as u64);
+        if dead > 0 {
+            log::error!("deliveries parked as dead destination={destination} count={dead}; see `outbox-relay status`");
+        }
+        let acked = acked.len();
         Ok(Round {
             claimed,
             delivered: acked,

@@ -18,6 +18,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends libpq5 ca-certi
 COPY --from=build /src/target/release/concert-api /usr/local/bin/
 COPY --from=build /src/target/release/outbox-relay /usr/local/bin/
 COPY --from=build /src/target/release/mock-data-platform /usr/local/bin/
+COPY --from=build /src/target/release/concert-outbox /usr/local/bin/
 USER concert
 ENV BIND_ADDR=0.0.0.0:8080 RUST_LOG=info
 EXPOSE 8080

@@ -9,6 +9,7 @@ mod delivery_helpers;
 mod helpers;
 mod holds;
 mod observability;
+mod one_command;
 mod outbox_table;
 mod payments;
 mod points;

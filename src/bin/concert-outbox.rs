@@ -1,0 +1,130 @@
+//! `cargo run --release`: the whole system in one process for a newcomer. Without
+//! DATABASE_URL it starts a private PostgreSQL from the machine's own server binaries (data in
+//! `.data/`), then the API, the relay and the mock data platform, seeds a demo concert and user,
+//! and prints what to try. Ctrl-C stops everything, the private PostgreSQL too.
+
+use concert_outbox::config::ApiConfig;
+use concert_outbox::demo::{seed_demo, Demo};
+use concert_outbox::embedded_postgres::EmbeddedPostgres;
+use concert_outbox::error::cause_chain;
+use concert_outbox::mock_platform::{self, Faults, MockPlatformConfig};
+use concert_outbox::startup::Application;
+use diesel::{Connection, PgConnection};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+type AnyError = Box<dyn std::error::Error + Send + Sync>;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("concert-outbox: {}", cause_chain(error.as_ref()));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), AnyError> {
+    let data_dir =
+        PathBuf::from(std::env::var("CONCERT_DATA_DIR").unwrap_or_else(|_| ".data".into()));
+    // Held until the end of `run`: dropping it stops the private server.
+    let (database_url, _postgres) =
+        match std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+            Some(url) => (url, None),
+            None => {
+                let postgres = tokio::task::spawn_blocking({
+                    let root = data_dir.clone();
+                    move || EmbeddedPostgres::start(&root)
+                })
+                .await??;
+                ensure_database(&postgres.url("postgres"), "concert")?;
+                let url = postgres.url("concert");
+                (url, Some(postgres))
+            }
+        };
+    let mock_listener = std::net::TcpListener::bind(env_or("MOCK_BIND", "127.0.0.1:9090"))?;
+    let mock_url = format!("http://{}", mock_listener.local_addr()?);
+    let mock = mock_platform::start(MockPlatformConfig {
+        listener: mock_listener,
+        faults: Faults::default(),
+        log_file: None,
+    })?;
+    let mock_handle = mock.handle();
+    tokio::spawn(mock);
+
+    let admin_token = env_or(
+        "ADMIN_TOKEN",
+        &format!("admin-{}", uuid::Uuid::new_v4().simple()),
+    );
+    let mut settings: HashMap<String, String> = std::env::vars().collect();
+    settings.insert("DATABASE_URL".into(), database_url.clone());
+    settings.insert("ADMIN_TOKEN".into(), admin_token.clone());
+    settings.insert("RELAY_IN_PROCESS".into(), "true".into());
+    settings
+        .entry("DATA_PLATFORM_URL".into())
+        .or_insert_with(|| mock_url.clone());
+    let config = ApiConfig::from_lookup(|name| settings.get(name).cloned())?;
+    let app = Application::build(config).await?;
+
+    let demo = tokio::task::spawn_blocking({
+        let (url, token_file) = (database_url.clone(), data_dir.join("demo-token"));
+        move || -> Result<Demo, AnyError> {
+            std::fs::create_dir_all(token_file.parent().unwrap_or(&token_file))?;
+            Ok(seed_demo(&mut PgConnection::establish(&url)?, &token_file)?)
+        }
+    })
+    .await??;
+    print_welcome(
+        &format!("http://127.0.0.1:{}", app.port()),
+        &mock_url,
+        &admin_token,
+        &demo,
+    );
+
+    app.run_until_stopped().await?;
+    mock_handle.stop(true).await;
+    log::info!("concert-outbox stopped");
+    Ok(())
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+/// Creates database `name` on the server behind `maintenance_url` if it is missing.
+fn ensure_database(maintenance_url: &str, name: &str) -> Result<(), AnyError> {
+    use diesel::RunQueryDsl;
+    let mut conn = PgConnection::establish(maintenance_url)?;
+    let exists: bool = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
+        "EXISTS (SELECT 1 FROM pg_database WHERE datname = '{name}')"
+    )))
+    .get_result(&mut conn)?;
+    if !exists {
+        diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn)?;
+    }
+    Ok(())
+}
+
+fn print_welcome(api: &str, mock: &str, admin_token: &str, demo: &Demo) {
+    let seat = demo
+        .free_seat
+        .map_or("<seat id>".to_string(), |s| s.to_string());
+    let token = &demo.token;
+    println!(
+        "\nconcert-outbox is running.\n\
+         \n  API:            {api}\n  data platform:  {mock}  (mock)\n  metrics:        {api}/metrics\n\
+         \n  demo token:     {token}\n  admin token:    {admin_token}\n\
+         \nTry it:\n\
+         \n  # 1. hold a seat\n  curl -s -X POST {api}/reservations -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' -d '{{\"seat_id\": {seat}}}'\n\
+         \n  # 2. pay for it (use the id the hold returned)\n  curl -s -X POST {api}/reservations/<reservation id>/payment -H 'Authorization: Bearer {token}'\n\
+         \n  # 3. see what the data platform received\n  curl -s {mock}/received\n\
+         \nCtrl-C stops everything.\n"
+    );
+}

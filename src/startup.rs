@@ -9,6 +9,7 @@ use actix_web::{middleware, web, App, HttpServer};
 use std::net::TcpListener;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use utoipa_actix_web::AppExt;
 
 /// What every handler can reach.
 pub struct AppState {
@@ -55,13 +56,24 @@ impl Application {
         });
         let server = HttpServer::new(move || {
             App::new()
-                .wrap(middleware::from_fn(crate::metrics::http_middleware))
-                .wrap(middleware::from_fn(crate::trace::request_id_middleware))
-                .wrap(middleware::Logger::new(
-                    "http request=\"%r\" status=%s ms=%D request_id=%{x-request-id}o",
-                ))
+                .into_utoipa_app()
+                .openapi(crate::routes::api_doc())
+                .map(|app| {
+                    app.wrap(middleware::from_fn(crate::metrics::http_middleware))
+                        .wrap(middleware::from_fn(crate::trace::request_id_middleware))
+                        .wrap(middleware::Logger::new(
+                            "http request=\"%r\" status=%s ms=%D request_id=%{x-request-id}o",
+                        ))
+                })
                 .app_data(state.clone())
                 .configure(crate::routes::configure)
+                .openapi_service(|document| {
+                    web::resource("/openapi.json").route(web::get().to(move || {
+                        let document = document.clone();
+                        async move { actix_web::HttpResponse::Ok().json(document) }
+                    }))
+                })
+                .into_app()
         })
         .listen(listener)?
         .shutdown_timeout(10)

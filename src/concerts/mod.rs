@@ -13,14 +13,14 @@ pub struct NewSchedule {
     pub price: Price,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CreatedConcert {
     pub id: i64,
     pub title: String,
     pub schedules: Vec<CreatedSchedule>,
 }
 
-#[derive(Debug, Serialize, QueryableByName)]
+#[derive(Debug, Serialize, QueryableByName, utoipa::ToSchema)]
 pub struct CreatedSchedule {
     #[diesel(sql_type = BigInt)]
     pub id: i64,
@@ -83,14 +83,14 @@ fn insert_schedule_with_seats(
     .get_result(conn)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ConcertListing {
     pub id: i64,
     pub title: String,
     pub schedules: Vec<ScheduleListing>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ScheduleListing {
     pub id: i64,
     pub starts_at: DateTime<Utc>,
@@ -151,7 +151,7 @@ pub fn list_concerts(conn: &mut PgConnection) -> QueryResult<Vec<ConcertListing>
     Ok(concerts)
 }
 
-#[derive(Debug, Serialize, QueryableByName)]
+#[derive(Debug, Serialize, QueryableByName, utoipa::ToSchema)]
 pub struct SeatView {
     #[diesel(sql_type = BigInt)]
     pub id: i64,

@@ -3,7 +3,7 @@ use std::str::FromStr;
 
 /// The one place reservation states are spelled; the `reservations.status` column stores
 /// exactly these strings (and a CHECK constraint allows no others).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReservationStatus {
     Held,

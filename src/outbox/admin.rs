@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Double, Integer, Nullable, Text, Uuid as SqlUuid};
 use serde::Serialize;
 
-#[derive(Debug, Clone, Serialize, QueryableByName)]
+#[derive(Debug, Clone, Serialize, QueryableByName, utoipa::ToSchema)]
 pub struct DestinationStatus {
     #[diesel(sql_type = Text)]
     pub destination: String,
@@ -28,7 +28,7 @@ pub struct DestinationStatus {
     pub oldest_pending_age_seconds: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize, QueryableByName)]
+#[derive(Debug, Clone, Serialize, QueryableByName, utoipa::ToSchema)]
 pub struct DeadDelivery {
     #[diesel(sql_type = BigInt)]
     pub outbox_id: i64,
@@ -51,7 +51,7 @@ pub struct DeadDelivery {
     pub blocked_events: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OutboxStatus {
     pub destinations: Vec<DestinationStatus>,
     pub dead: Vec<DeadDelivery>,

@@ -1,34 +1,42 @@
 use crate::auth::Admin;
-use crate::concerts::{create_concert, list_concerts, list_seats, NewSchedule};
+use crate::concerts::{
+    create_concert, list_concerts, list_seats, ConcertListing, CreatedConcert, NewSchedule,
+    SeatView,
+};
 use crate::domain::{ConcertTitle, EntityId, Price, SeatCount};
 use crate::error::ApiError;
-use crate::routes::with_db;
+use crate::routes::{with_db, ErrorBody};
 use crate::startup::AppState;
-use actix_web::{web, HttpResponse};
+use actix_web::{get, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 /// More schedules than this in one request is a mistake, not a concert.
 const MAX_SCHEDULES: usize = 100;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/admin/concerts", web::post().to(create))
-        .route("/concerts", web::get().to(list))
-        .route("/schedules/{id}/seats", web::get().to(seats));
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(create).service(list).service(seats);
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateConcert {
+    /// 1 to 200 characters.
     title: String,
+    /// 1 to 100 schedules.
     schedules: Vec<ScheduleInput>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ScheduleInput {
+    /// RFC 3339.
     starts_at: DateTime<Utc>,
+    /// 1 to 1000 seats, numbered from 1.
     seat_count: i64,
+    /// Points per seat, more than 0.
     price: i64,
 }
 
@@ -44,6 +52,12 @@ impl TryFrom<ScheduleInput> for NewSchedule {
     }
 }
 
+#[utoipa::path(tag = "catalog", request_body = CreateConcert, security(("admin_token" = [])), responses(
+    (status = 201, description = "the concert with its schedules", body = CreatedConcert),
+    (status = 400, description = "validation_failed", body = ErrorBody),
+    (status = 401, description = "unauthorized", body = ErrorBody),
+))]
+#[post("/admin/concerts")]
 async fn create(
     _admin: Admin,
     state: web::Data<AppState>,
@@ -70,11 +84,21 @@ async fn create(
     Ok(HttpResponse::Created().json(concert))
 }
 
+#[utoipa::path(tag = "catalog", responses(
+    (status = 200, description = "every concert with its schedules and free seats", body = Vec<ConcertListing>),
+))]
+#[get("/concerts")]
 async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let concerts = with_db(&state, list_concerts).await?;
     Ok(HttpResponse::Ok().json(concerts))
 }
 
+#[utoipa::path(tag = "catalog", params(("id" = i64, Path, description = "schedule id")), responses(
+    (status = 200, description = "the schedule's seats and their state now", body = Vec<SeatView>),
+    (status = 400, description = "validation_failed", body = ErrorBody),
+    (status = 404, description = "not_found", body = ErrorBody),
+))]
+#[get("/schedules/{id}/seats")]
 async fn seats(state: web::Data<AppState>, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let schedule_id = EntityId::parse("schedule id", path.into_inner())?;
     let seats = with_db(&state, move |conn| list_seats(conn, schedule_id.get())).await?;

@@ -1,14 +1,19 @@
 use crate::routes::with_db;
 use crate::startup::AppState;
-use actix_web::{web, HttpResponse};
+use actix_web::{get, web, HttpResponse};
 use diesel::prelude::*;
+use utoipa_actix_web::service_config::ServiceConfig;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health))
-        .route("/metrics", web::get().to(metrics));
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(health).service(metrics);
 }
 
 /// 200 when the database answers a query, 503 otherwise.
+#[utoipa::path(tag = "operations", responses(
+    (status = 200, description = "the database answers", body = serde_json::Value),
+    (status = 503, description = "the database does not answer", body = serde_json::Value),
+))]
+#[get("/health")]
 async fn health(state: web::Data<AppState>) -> HttpResponse {
     let probe = with_db(&state, |conn| {
         diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>("1")).execute(conn)
@@ -25,6 +30,8 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Prometheus metrics (OpenMetrics text).
+#[utoipa::path(tag = "operations", responses((status = 200, description = "OpenMetrics text", body = String, content_type = "application/openmetrics-text")))]
+#[get("/metrics")]
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     crate::metrics::scrape(state.pool.clone(), "api").await
 }

@@ -2,6 +2,7 @@
 //! use case on a blocking thread, and map the result.
 
 mod concerts;
+mod docs;
 mod health;
 mod outbox;
 mod payments;
@@ -14,11 +15,16 @@ use crate::startup::AppState;
 use actix_web::error::{JsonPayloadError, PathError};
 use actix_web::{web, HttpResponse};
 use diesel::PgConnection;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 /// Largest request body accepted anywhere.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub use docs::{api_doc, ErrorBody};
+
+/// Registers every route. Routes go through `service(...)` with `#[utoipa::path]` handlers, so
+/// the OpenAPI document at `/openapi.json` is collected from the very registrations served.
+pub fn configure(cfg: &mut ServiceConfig) {
     cfg.app_data(
         web::JsonConfig::default()
             .limit(MAX_BODY_BYTES)

@@ -1,24 +1,43 @@
 use crate::auth::Admin;
 use crate::domain::EntityId;
 use crate::error::ApiError;
-use crate::outbox::admin::{outbox_status, replay_dead};
-use crate::routes::with_db;
+use crate::outbox::admin::{outbox_status, replay_dead, OutboxStatus};
+use crate::routes::{with_db, ErrorBody};
 use crate::startup::AppState;
-use actix_web::{web, HttpResponse};
-use serde_json::json;
+use actix_web::{get, post, web, HttpResponse};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/admin/outbox", web::get().to(status))
-        .route("/admin/outbox/{id}/replay", web::post().to(replay));
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(status).service(replay);
+}
+
+#[derive(Serialize, ToSchema)]
+struct Replayed {
+    outbox_id: i64,
+    /// Deliveries put back to pending (one per destination where it was dead).
+    requeued: usize,
 }
 
 /// Counts by state per destination, and the dead deliveries with their last error.
+#[utoipa::path(tag = "outbox", security(("admin_token" = [])), responses(
+    (status = 200, description = "the outbox's state", body = OutboxStatus),
+    (status = 401, description = "unauthorized", body = ErrorBody),
+))]
+#[get("/admin/outbox")]
 async fn status(_admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let status = with_db(&state, outbox_status).await?;
     Ok(HttpResponse::Ok().json(status))
 }
 
 /// Re-queues the dead deliveries of outbox event `id` (as `outbox-relay replay-dead --id`).
+#[utoipa::path(tag = "outbox", security(("admin_token" = [])), params(("id" = i64, Path, description = "outbox id")), responses(
+    (status = 200, description = "re-queued; the event keeps its id", body = Replayed),
+    (status = 401, description = "unauthorized", body = ErrorBody),
+    (status = 404, description = "not_found: no dead delivery for this event", body = ErrorBody),
+))]
+#[post("/admin/outbox/{id}/replay")]
 async fn replay(
     _admin: Admin,
     state: web::Data<AppState>,
@@ -33,5 +52,8 @@ async fn replay(
         "dead deliveries re-queued outbox_id={} count={requeued}",
         id.get()
     );
-    Ok(HttpResponse::Ok().json(json!({"outbox_id": id.get(), "requeued": requeued})))
+    Ok(HttpResponse::Ok().json(Replayed {
+        outbox_id: id.get(),
+        requeued,
+    }))
 }

@@ -2,13 +2,26 @@ use crate::auth::AuthenticatedUser;
 use crate::domain::EntityId;
 use crate::error::ApiError;
 use crate::payments::{pay_for_reservation, IdempotencyKey, PaymentError};
-use crate::routes::with_db;
+use crate::routes::{with_db, ErrorBody};
 use crate::startup::AppState;
-use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
+use actix_web::{post, web, HttpRequest, HttpResponse};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/reservations/{id}/payment", web::post().to(pay));
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(pay);
+}
+
+#[derive(Serialize, ToSchema)]
+struct PaymentBody {
+    payment_id: i64,
+    reservation_id: i64,
+    amount: i64,
+    /// The balance right after this payment.
+    balance: i64,
+    /// Always `confirmed`.
+    status: &'static str,
 }
 
 impl From<PaymentError> for ApiError {
@@ -28,6 +41,20 @@ impl From<PaymentError> for ApiError {
     }
 }
 
+/// Pays for a held reservation with points, in one transaction with its outbox event.
+#[utoipa::path(tag = "reservations", security(("user_token" = [])), params(
+    ("id" = i64, Path, description = "reservation id"),
+    ("Idempotency-Key" = Option<String>, Header, description = "same key, same answer, one payment"),
+), responses(
+    (status = 200, description = "confirmed", body = PaymentBody),
+    (status = 400, description = "validation_failed", body = ErrorBody),
+    (status = 401, description = "unauthorized", body = ErrorBody),
+    (status = 404, description = "not_found", body = ErrorBody),
+    (status = 409, description = "insufficient_points, already_paid or already_cancelled", body = ErrorBody),
+    (status = 410, description = "hold_expired", body = ErrorBody),
+    (status = 422, description = "idempotency_key_reused", body = ErrorBody),
+))]
+#[post("/reservations/{id}/payment")]
 async fn pay(
     state: web::Data<AppState>,
     user: AuthenticatedUser,
@@ -64,11 +91,11 @@ async fn pay(
         user.id,
         receipt.amount
     );
-    Ok(HttpResponse::Ok().json(json!({
-        "payment_id": receipt.payment_id,
-        "reservation_id": receipt.reservation_id,
-        "amount": receipt.amount,
-        "balance": receipt.balance,
-        "status": "confirmed",
-    })))
+    Ok(HttpResponse::Ok().json(PaymentBody {
+        payment_id: receipt.payment_id,
+        reservation_id: receipt.reservation_id,
+        amount: receipt.amount,
+        balance: receipt.balance,
+        status: "confirmed",
+    }))
 }

@@ -2,23 +2,35 @@ use crate::auth::AuthenticatedUser;
 use crate::domain::ChargeAmount;
 use crate::error::ApiError;
 use crate::points::{charge_points, current_balance};
-use crate::routes::with_db;
+use crate::routes::{with_db, ErrorBody};
 use crate::startup::AppState;
-use actix_web::{web, HttpResponse};
-use serde::Deserialize;
-use serde_json::json;
+use actix_web::{get, post, web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/points", web::get().to(balance))
-        .route("/points/charge", web::post().to(charge));
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(show_balance).service(charge);
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Charge {
+    /// 1 to 10,000,000 points.
     amount: i64,
 }
 
+#[derive(Serialize, ToSchema)]
+struct Balance {
+    balance: i64,
+}
+
+#[utoipa::path(tag = "points", request_body = Charge, security(("user_token" = [])), responses(
+    (status = 200, description = "the new balance", body = Balance),
+    (status = 400, description = "validation_failed", body = ErrorBody),
+    (status = 401, description = "unauthorized", body = ErrorBody),
+))]
+#[post("/points/charge")]
 async fn charge(
     state: web::Data<AppState>,
     user: AuthenticatedUser,
@@ -31,13 +43,18 @@ async fn charge(
         user.id,
         amount.get()
     );
-    Ok(HttpResponse::Ok().json(json!({ "balance": balance })))
+    Ok(HttpResponse::Ok().json(Balance { balance }))
 }
 
-async fn balance(
+#[utoipa::path(tag = "points", security(("user_token" = [])), responses(
+    (status = 200, description = "the current balance", body = Balance),
+    (status = 401, description = "unauthorized", body = ErrorBody),
+))]
+#[get("/points")]
+async fn show_balance(
     state: web::Data<AppState>,
     user: AuthenticatedUser,
 ) -> Result<HttpResponse, ApiError> {
     let balance = with_db(&state, move |conn| current_balance(conn, user.id)).await?;
-    Ok(HttpResponse::Ok().json(json!({ "balance": balance })))
+    Ok(HttpResponse::Ok().json(Balance { balance }))
 }

@@ -2,20 +2,21 @@ use crate::auth::AuthenticatedUser;
 use crate::domain::EntityId;
 use crate::error::ApiError;
 use crate::reservations::{
-    cancel_reservation, find_reservation, hold_seat, CancelError, HoldError,
+    cancel_reservation, find_reservation, hold_seat, CancelError, Cancellation, HoldError,
+    Reservation,
 };
-use crate::routes::with_db;
+use crate::routes::{with_db, ErrorBody};
 use crate::startup::AppState;
-use actix_web::{web, HttpResponse};
+use actix_web::{get, post, web, HttpResponse};
 use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/reservations", web::post().to(hold))
-        .route("/reservations/{id}", web::get().to(show))
-        .route("/reservations/{id}/cancel", web::post().to(cancel));
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(hold).service(show).service(cancel);
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Hold {
     seat_id: i64,
@@ -42,6 +43,15 @@ impl From<CancelError> for ApiError {
     }
 }
 
+/// Holds a seat for `HOLD_TTL_SECONDS`.
+#[utoipa::path(tag = "reservations", request_body = Hold, security(("user_token" = [])), responses(
+    (status = 201, description = "held", body = Reservation),
+    (status = 400, description = "validation_failed", body = ErrorBody),
+    (status = 401, description = "unauthorized", body = ErrorBody),
+    (status = 404, description = "not_found: no such seat", body = ErrorBody),
+    (status = 409, description = "seat_unavailable", body = ErrorBody),
+))]
+#[post("/reservations")]
 async fn hold(
     state: web::Data<AppState>,
     user: AuthenticatedUser,
@@ -59,6 +69,13 @@ async fn hold(
     Ok(HttpResponse::Created().json(reservation))
 }
 
+/// The caller's reservation; someone else's is 404 like an unknown one.
+#[utoipa::path(tag = "reservations", security(("user_token" = [])), params(("id" = i64, Path, description = "reservation id")), responses(
+    (status = 200, description = "the reservation", body = Reservation),
+    (status = 401, description = "unauthorized", body = ErrorBody),
+    (status = 404, description = "not_found", body = ErrorBody),
+))]
+#[get("/reservations/{id}")]
 async fn show(
     state: web::Data<AppState>,
     user: AuthenticatedUser,
@@ -70,6 +87,15 @@ async fn show(
     Ok(HttpResponse::Ok().json(reservation))
 }
 
+/// Cancels: a paid reservation is refunded in one transaction (and a `reservation.cancelled`
+/// event written); a hold is released.
+#[utoipa::path(tag = "reservations", security(("user_token" = [])), params(("id" = i64, Path, description = "reservation id")), responses(
+    (status = 200, description = "cancelled", body = Cancellation),
+    (status = 401, description = "unauthorized", body = ErrorBody),
+    (status = 404, description = "not_found", body = ErrorBody),
+    (status = 409, description = "already_cancelled", body = ErrorBody),
+))]
+#[post("/reservations/{id}/cancel")]
 async fn cancel(
     state: web::Data<AppState>,
     user: AuthenticatedUser,

@@ -1,22 +1,30 @@
 use crate::domain::UserName;
 use crate::error::ApiError;
-use crate::routes::with_db;
+use crate::routes::{with_db, ErrorBody};
 use crate::startup::AppState;
-use crate::users::create_user;
-use actix_web::{web, HttpResponse};
+use crate::users::{create_user, NewUser};
+use actix_web::{post, web, HttpResponse};
 use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/users", web::post().to(sign_up));
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(sign_up);
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SignUp {
+    /// 1 to 100 characters.
     name: String,
 }
 
 /// Creates a user; the response is the only place the token is ever shown.
+#[utoipa::path(tag = "users", request_body = SignUp, responses(
+    (status = 201, description = "created; keep the token", body = NewUser),
+    (status = 400, description = "validation_failed", body = ErrorBody),
+))]
+#[post("/users")]
 async fn sign_up(
     state: web::Data<AppState>,
     body: web::Json<SignUp>,

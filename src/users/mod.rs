@@ -5,7 +5,7 @@ use crate::domain::UserName;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct NewUser {
     pub id: i64,
     pub name: String,

@@ -10,6 +10,7 @@ mod helpers;
 mod holds;
 mod observability;
 mod one_command;
+mod openapi;
 mod outbox_table;
 mod payments;
 mod points;

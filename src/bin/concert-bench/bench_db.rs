@@ -1,0 +1,107 @@
+//! A database of the bench's own on DATABASE_URL's server: created fresh and migrated, and
+//! dropped (connections and all) when the guard drops, so a failed or interrupted run leaves
+//! nothing behind. No other database on the server is ever touched.
+
+use crate::BenchResult;
+use concert_outbox::db::{build_pool, run_migrations, DbPool};
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+
+pub struct BenchDb {
+    pub url: String,
+    name: String,
+    server_url: String,
+}
+
+impl BenchDb {
+    pub fn create(server_url: &str) -> BenchResult<BenchDb> {
+        let name = format!("concert_bench_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::establish(server_url)?;
+        diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin)?;
+        // The guard exists from here on, so a failed migration still drops the database.
+        let db = BenchDb {
+            url: url_for_database(server_url, &name),
+            name,
+            server_url: server_url.to_owned(),
+        };
+        run_migrations(&mut db.connect()?)?;
+        Ok(db)
+    }
+
+    pub fn connect(&self) -> BenchResult<PgConnection> {
+        Ok(PgConnection::establish(&self.url)?)
+    }
+
+    pub fn pool(&self, size: u32) -> BenchResult<DbPool> {
+        Ok(build_pool(&self.url, size)?)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for BenchDb {
+    fn drop(&mut self) {
+        let dropped = PgConnection::establish(&self.server_url)
+            .map_err(|e| e.to_string())
+            .and_then(|mut admin| {
+                diesel::sql_query(format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                ))
+                .execute(&mut admin)
+                .map_err(|e| e.to_string())
+            });
+        if let Err(error) = dropped {
+            eprintln!(
+                "concert-bench: could not drop database {}: {error}",
+                self.name
+            );
+        }
+    }
+}
+
+/// Experiment only: turns the `outbox_fan_out` trigger's `pg_notify` into a no-op in this
+/// database, to measure what NOTIFY costs the payment path. A NOTIFYing transaction holds a
+/// database-wide lock from pre-commit until its commit is flushed, so such commits queue one
+/// behind another. Done by resolving the trigger's unqualified `pg_notify` to a no-op in
+/// `public` first, so the migration's function body is not copied here.
+pub fn silence_notify(conn: &mut PgConnection) -> QueryResult<()> {
+    diesel::sql_query(
+        "CREATE FUNCTION public.pg_notify(text, text) RETURNS void LANGUAGE sql AS 'SELECT NULL::void'",
+    )
+    .execute(conn)?;
+    diesel::sql_query("ALTER FUNCTION outbox_fan_out() SET search_path = public, pg_catalog")
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The single bigint `sql` evaluates to (`count(*) ...`, `EXISTS (...)::int`).
+pub fn scalar(conn: &mut PgConnection, sql: &str) -> QueryResult<i64> {
+    #[derive(QueryableByName)]
+    struct Scalar {
+        #[diesel(sql_type = BigInt)]
+        value: i64,
+    }
+    diesel::sql_query(format!("SELECT ({sql})::bigint AS value"))
+        .get_result::<Scalar>(conn)
+        .map(|row| row.value)
+}
+
+/// `url` with its database name replaced by `database`; credentials and options are kept.
+fn url_for_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let authority = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{authority}/{database}?{query}"),
+        None => format!("{authority}/{database}"),
+    }
+}

@@ -1,0 +1,318 @@
+//! Commit-to-delivery latency: real payments at a steady rate while an in-process relay (with
+//! production's default settings) delivers their events to the mock platform; then the
+//! distribution of `outbox_deliveries.sent_at - outbox.created_at` for the data platform.
+//!
+//! `created_at` is the payment transaction's start and `sent_at` the start of the relay's
+//! acknowledging statement, so each figure is a conservative upper bound on commit-to-delivery.
+
+use crate::bench_db::{scalar, BenchDb};
+use crate::platform::MockPlatform;
+use crate::relay::{verdict, with_db};
+use crate::stats::{per_second, show, Summary};
+use crate::BenchResult;
+use concert_outbox::concerts::{create_concert, NewSchedule};
+use concert_outbox::db::DbPool;
+use concert_outbox::domain::{ChargeAmount, ConcertTitle, EntityId, Price, SeatCount, UserName};
+use concert_outbox::outbox::relay::config::RelayConfig;
+use concert_outbox::outbox::relay::Relay;
+use concert_outbox::payments::pay_for_reservation;
+use concert_outbox::points::charge_points;
+use concert_outbox::reservations::hold_seat;
+use concert_outbox::users::create_user;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Double, Nullable};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::fmt;
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+const P99_TARGET_MS: f64 = 50.0;
+const PAYERS: usize = 32;
+const SEAT_PRICE: i64 = 100;
+const HOLD_TTL: Duration = Duration::from_secs(300);
+/// Connections for the payment load, like the API's default pool.
+const LOAD_POOL_SIZE: u32 = 16;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct LatencyArgs {
+    /// Payments per second during the latency runs.
+    #[arg(long, default_value_t = 200)]
+    pub rate: u32,
+    /// How long each latency run pays at that rate.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LatencyReport {
+    pub mode: &'static str,
+    pub payments_ok: usize,
+    pub payments_failed: usize,
+    pub first_failure: Option<String>,
+    pub achieved_rate: f64,
+    pub payment: Option<Summary>,
+    pub delivered: i64,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+    pub listen: bool,
+}
+
+/// One latency run on a database of its own; `listen` false leaves the relay to its poll.
+pub async fn run(server_url: &str, args: &LatencyArgs, listen: bool) -> BenchResult<LatencyReport> {
+    let db = BenchDb::create(server_url)?;
+    let pool = db.pool(LOAD_POOL_SIZE)?;
+    let payments = (args.rate as usize) * (args.seconds as usize);
+    let seed = seed_catalog(&pool, payments).await?;
+    let platform = MockPlatform::start()?;
+    let relay = default_relay(&db, &platform.url, listen)?;
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(relay.run(shutdown.clone()));
+    if listen {
+        wait_for_listener(&pool).await?;
+    }
+    let load = pay_steadily(&pool, &seed, args.rate, payments).await;
+    let delivered = wait_for_deliveries(&pool).await;
+    shutdown.cancel();
+    running.await??;
+    platform.stop().await;
+    delivered?;
+    let latency = with_db(&pool, delivery_latency).await?;
+    Ok(LatencyReport {
+        mode: if listen {
+            "LISTEN/NOTIFY"
+        } else {
+            "polling only (RELAY_LISTEN=false, 500 ms)"
+        },
+        payments_ok: load.latencies.len(),
+        payments_failed: load.failed,
+        first_failure: load.first_failure,
+        achieved_rate: per_second(load.latencies.len(), load.elapsed),
+        payment: Summary::of(load.latencies),
+        delivered: latency.n,
+        p50_ms: latency.p50,
+        p95_ms: latency.p95,
+        p99_ms: latency.p99,
+        max_ms: latency.max,
+        listen,
+    })
+}
+
+struct Seed {
+    seat_ids: Vec<i64>,
+    user_ids: Vec<i64>,
+}
+
+/// A concert with enough 1000-seat schedules for every payment, and payers with points.
+async fn seed_catalog(pool: &DbPool, payments: usize) -> BenchResult<Seed> {
+    let schedules = payments.div_ceil(1000).max(1);
+    let pool = pool.clone();
+    tokio::task::spawn_blocking(move || -> BenchResult<Seed> {
+        let mut conn = pool.get()?;
+        let plan = (0..schedules)
+            .map(|day| {
+                Ok(NewSchedule {
+                    starts_at: chrono::Utc::now() + chrono::Duration::days(day as i64 + 1),
+                    seat_count: SeatCount::try_from(1000)?,
+                    price: Price::try_from(SEAT_PRICE)?,
+                })
+            })
+            .collect::<BenchResult<Vec<_>>>()?;
+        let title = ConcertTitle::try_from("latency bench".to_owned())?;
+        create_concert(&mut conn, &title, &plan)?;
+        let mut user_ids = Vec::with_capacity(PAYERS);
+        for n in 0..PAYERS {
+            let user = create_user(&mut conn, &UserName::try_from(format!("payer {n}"))?)?;
+            charge_points(
+                &mut conn,
+                user.id,
+                ChargeAmount::try_from(ChargeAmount::MAX)?,
+            )?;
+            user_ids.push(user.id);
+        }
+        let seat_ids = seat_ids(&mut conn)?;
+        Ok(Seed { seat_ids, user_ids })
+    })
+    .await?
+}
+
+fn seat_ids(conn: &mut PgConnection) -> QueryResult<Vec<i64>> {
+    use concert_outbox::db::schema::seats;
+    seats::table.select(seats::id).order(seats::id).load(conn)
+}
+
+/// A relay exactly as `RELAY_IN_PROCESS` would run it: both destinations, default settings.
+fn default_relay(db: &BenchDb, platform_url: &str, listen: bool) -> BenchResult<Relay> {
+    let settings = HashMap::from([
+        ("DATABASE_URL", db.url.clone()),
+        ("DATA_PLATFORM_URL", platform_url.to_owned()),
+        ("RELAY_LISTEN", listen.to_string()),
+    ]);
+    let config = RelayConfig::from_lookup(|name| settings.get(name).cloned())?;
+    Ok(Relay::new(config, db.pool(4)?)?)
+}
+
+/// Payments made before the relay listens would wait for a poll and skew the figures.
+async fn wait_for_listener(pool: &DbPool) -> BenchResult<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let listening = with_db(pool, |conn| {
+            scalar(
+                conn,
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND query = 'LISTEN outbox_events'",
+            )
+        })
+        .await?;
+        if listening > 0 {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err("the relay's listener did not start within 10 s".into())
+}
+
+struct Load {
+    latencies: Vec<Duration>,
+    failed: usize,
+    first_failure: Option<String>,
+    elapsed: Duration,
+}
+
+/// Starts one hold + payment every 1/rate seconds, each on a pooled connection of its own.
+async fn pay_steadily(pool: &DbPool, seed: &Seed, rate: u32, payments: usize) -> Load {
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
+    let mut running = JoinSet::new();
+    let started = Instant::now();
+    for (n, &seat_id) in seed.seat_ids.iter().take(payments).enumerate() {
+        ticker.tick().await;
+        let user_id = seed.user_ids.get(n % PAYERS).copied().unwrap_or_default();
+        let pool = pool.clone();
+        running.spawn_blocking(move || hold_and_pay(&pool, user_id, seat_id));
+    }
+    let mut load = Load {
+        latencies: Vec::with_capacity(payments),
+        failed: 0,
+        first_failure: None,
+        elapsed: Duration::ZERO,
+    };
+    while let Some(done) = running.join_next().await {
+        match done
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()))
+        {
+            Ok(latency) => load.latencies.push(latency),
+            Err(error) => {
+                load.failed += 1;
+                load.first_failure.get_or_insert(error);
+            }
+        }
+    }
+    load.elapsed = started.elapsed();
+    load
+}
+
+/// The service's two use cases back to back, each its own transaction.
+fn hold_and_pay(pool: &DbPool, user_id: i64, seat_id: i64) -> BenchResult<Duration> {
+    let started = Instant::now();
+    let mut conn = pool.get()?;
+    let held = hold_seat(
+        &mut conn,
+        user_id,
+        EntityId::parse("seat_id", seat_id)?,
+        HOLD_TTL,
+    )?;
+    let reservation = EntityId::parse("reservation_id", held.id)?;
+    pay_for_reservation(&mut conn, user_id, reservation, None, None)?;
+    Ok(started.elapsed())
+}
+
+async fn wait_for_deliveries(pool: &DbPool) -> BenchResult<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let pending = with_db(pool, |conn| {
+            scalar(
+                conn,
+                "SELECT count(*) FROM outbox_deliveries \
+                 WHERE destination = 'data_platform' AND status <> 'sent'",
+            )
+        })
+        .await?;
+        if pending == 0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{pending} deliveries still pending after 30 s").into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[derive(QueryableByName)]
+struct Latency {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+    #[diesel(sql_type = Nullable<Double>)]
+    p50: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    p95: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    p99: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    max: Option<f64>,
+}
+
+fn delivery_latency(conn: &mut PgConnection) -> QueryResult<Latency> {
+    diesel::sql_query(
+        "SELECT count(*) AS n, \
+                percentile_cont(0.50) WITHIN GROUP (ORDER BY ms) AS p50, \
+                percentile_cont(0.95) WITHIN GROUP (ORDER BY ms) AS p95, \
+                percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) AS p99, \
+                max(ms) AS max \
+         FROM (SELECT extract(epoch FROM d.sent_at - o.created_at)::float8 * 1000 AS ms \
+               FROM outbox_deliveries d JOIN outbox o ON o.id = d.outbox_id \
+               WHERE d.destination = 'data_platform' AND d.status = 'sent') AS delivered",
+    )
+    .get_result(conn)
+}
+
+impl fmt::Display for LatencyReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let show_ms = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1} ms"));
+        writeln!(f, "== commit-to-delivery, {} ==", self.mode)?;
+        writeln!(
+            f,
+            "payments: {} ok, {} failed{} at {:.0}/s; hold+pay {}",
+            self.payments_ok,
+            self.payments_failed,
+            self.first_failure
+                .as_ref()
+                .map_or(String::new(), |e| format!(" (first: {e})")),
+            self.achieved_rate,
+            show(&self.payment)
+        )?;
+        write!(
+            f,
+            "data_platform deliveries: {}; created_at -> sent_at p50 {}  p95 {}  p99 {}  max {}",
+            self.delivered,
+            show_ms(self.p50_ms),
+            show_ms(self.p95_ms),
+            show_ms(self.p99_ms),
+            show_ms(self.max_ms)
+        )?;
+        if self.listen {
+            let met = self.p99_ms.is_some_and(|p99| p99 <= P99_TARGET_MS);
+            write!(
+                f,
+                "  [target p99 <= {P99_TARGET_MS:.0} ms: {}]",
+                verdict(met)
+            )?;
+        } else {
+            write!(f, "  (baseline for comparison)")?;
+        }
+        writeln!(f)
+    }
+}

@@ -1,0 +1,120 @@
+//! `concert-bench`: measures the service on this machine, against baselines run in the same
+//! process so the ratio, not the absolute number, carries the meaning on a noisy machine.
+//!
+//! ```text
+//! concert-bench relay    --events 100000            # outbox drain (single / batched POSTs) vs the same HTTP
+//!                                                   # work without a database; then commit-to-delivery
+//!                                                   # latency with LISTEN/NOTIFY vs polling
+//! concert-bench flows    --clients 64 --seconds 20  # hold + pay through the real concert-api vs the
+//!                                                   # same SQL straight to Postgres
+//! concert-bench hot-seat --clients 1000 --seats 50  # everyone races for a few seats at once; exits
+//!                                                   # non-zero unless exactly one hold per seat wins
+//! ```
+//!
+//! Every command creates its own database (`concert_bench_<random>`) on DATABASE_URL's server,
+//! migrates it and drops it at the end; no other database is touched. `flows` and `hot-seat`
+//! spawn `concert-api` from this executable's directory, so build it first:
+//! `cargo build --release --bin concert-api`. `--json` prints the report as JSON.
+
+mod api_client;
+mod api_process;
+mod bench_db;
+mod flows;
+mod hot_seat;
+mod http_baseline;
+mod latency;
+mod observe;
+mod platform;
+mod relay;
+mod sql_baseline;
+mod stats;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+pub type BenchError = Box<dyn std::error::Error + Send + Sync>;
+pub type BenchResult<T> = Result<T, BenchError>;
+
+#[derive(Parser)]
+#[command(about = "Benchmarks concert-outbox against baselines on the same machine")]
+struct Cli {
+    /// The Postgres server to create the bench's databases on (any database there).
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    database_url: String,
+    /// Print the report as JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Relay drain rate vs a no-database HTTP baseline, then commit-to-delivery latency.
+    Relay(relay::RelayArgs),
+    /// Hold + pay flows through concert-api vs the same SQL straight to Postgres.
+    Flows(flows::FlowsArgs),
+    /// Many clients racing for a few seats at the same instant.
+    HotSeat(hot_seat::HotSeatArgs),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    // The relay and the mock platform log at info per round; warnings are what matters here.
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let cli = Cli::parse();
+    // Ctrl-C drops the running command, whose guards drop the database and stop the API.
+    let outcome = tokio::select! {
+        outcome = run(&cli) => outcome,
+        _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
+    };
+    match outcome {
+        Ok(passed) if passed => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!(
+                "concert-bench: {}",
+                concert_outbox::error::cause_chain(error.as_ref())
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the command and prints its report; false when the command's own checks failed.
+async fn run(cli: &Cli) -> BenchResult<bool> {
+    let url = cli.database_url.as_str();
+    match &cli.command {
+        Command::Relay(args) => {
+            let report = relay::run(url, args).await?;
+            print_report(cli.json, &report)?;
+            Ok(true)
+        }
+        Command::Flows(args) => {
+            let report = flows::run(url, args).await?;
+            print_report(cli.json, &report)?;
+            Ok(true)
+        }
+        Command::HotSeat(args) => {
+            let report = hot_seat::run(url, args).await?;
+            print_report(cli.json, &report)?;
+            Ok(report.passed())
+        }
+    }
+}
+
+fn print_report<R: serde::Serialize + std::fmt::Display>(
+    json: bool,
+    report: &R,
+) -> BenchResult<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        println!("\n{report}");
+    }
+    Ok(())
+}

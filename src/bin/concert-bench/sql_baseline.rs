@@ -1,0 +1,202 @@
+//! The flows baseline: the SQL the service runs for one hold and one payment, issued straight
+//! to Postgres. One OS thread with its own connection per client, each doing what the service
+//! does per request: authenticate (one query), then the use case (`hold_seat`, then
+//! `pay_for_reservation` in its transaction). No HTTP, no pool, no thread hand-offs.
+
+use crate::api_client::BenchUser;
+use crate::stats::{per_second, show, Summary};
+use crate::BenchResult;
+use concert_outbox::domain::EntityId;
+use concert_outbox::payments::pay_for_reservation;
+use concert_outbox::reservations::hold_seat;
+use concert_outbox::users::find_user_by_token;
+use diesel::prelude::*;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+/// The API's default `HOLD_TTL_SECONDS`.
+const HOLD_TTL: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Serialize)]
+pub struct SqlBaseline {
+    pub threads: usize,
+    pub flows: usize,
+    pub seconds: f64,
+    pub flows_per_second: f64,
+    /// Authentication + hold, as one request of the service would run them.
+    pub hold: Option<Summary>,
+    /// Authentication + payment transaction.
+    pub pay: Option<Summary>,
+    pub errors: BTreeMap<String, u64>,
+    pub ran_out_of_seats: bool,
+}
+
+#[derive(Default)]
+struct Worker {
+    flows: usize,
+    hold: Vec<Duration>,
+    pay: Vec<Duration>,
+    errors: BTreeMap<String, u64>,
+    ran_out_of_seats: bool,
+}
+
+/// Runs one thread per user for `duration`, all starting together on fresh `seats`.
+pub fn run(
+    database_url: &str,
+    users: &[BenchUser],
+    seats: Vec<i64>,
+    duration: Duration,
+) -> BenchResult<SqlBaseline> {
+    // Connect first, so connection set-up is not part of the measured time.
+    let connections = users
+        .iter()
+        .map(|_| PgConnection::establish(database_url))
+        .collect::<Result<Vec<_>, _>>()?;
+    let seats = Arc::new(seats);
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Arc::new(Barrier::new(users.len() + 1));
+    let threads: Vec<_> = users
+        .iter()
+        .zip(connections)
+        .map(|(user, conn)| {
+            let (token, seats, next, start) = (
+                user.token.clone(),
+                seats.clone(),
+                next.clone(),
+                start.clone(),
+            );
+            std::thread::spawn(move || {
+                start.wait();
+                buy_until(conn, &token, &seats, &next, Instant::now() + duration)
+            })
+        })
+        .collect();
+    start.wait();
+    let started = Instant::now();
+    let mut total = Worker::default();
+    for thread in threads {
+        let worker = thread.join().map_err(|_| "a baseline thread panicked")?;
+        total.merge(worker);
+    }
+    let elapsed = started.elapsed();
+    Ok(SqlBaseline {
+        threads: users.len(),
+        flows: total.flows,
+        seconds: elapsed.as_secs_f64(),
+        flows_per_second: per_second(total.flows, elapsed),
+        hold: Summary::of(total.hold),
+        pay: Summary::of(total.pay),
+        errors: total.errors,
+        ran_out_of_seats: total.ran_out_of_seats,
+    })
+}
+
+fn buy_until(
+    mut conn: PgConnection,
+    token: &str,
+    seats: &[i64],
+    next: &AtomicUsize,
+    deadline: Instant,
+) -> Worker {
+    let mut worker = Worker::default();
+    while Instant::now() < deadline {
+        let Some(&seat_id) = seats.get(next.fetch_add(1, Ordering::Relaxed)) else {
+            worker.ran_out_of_seats = true;
+            break;
+        };
+        let call = Instant::now();
+        let reservation_id = match hold_as_the_service_does(&mut conn, token, seat_id) {
+            Ok(id) => id,
+            Err(error) => {
+                worker.failed("hold", error);
+                continue;
+            }
+        };
+        worker.hold.push(call.elapsed());
+        let call = Instant::now();
+        match pay_as_the_service_does(&mut conn, token, reservation_id) {
+            Ok(()) => {
+                worker.pay.push(call.elapsed());
+                worker.flows += 1;
+            }
+            Err(error) => worker.failed("pay", error),
+        }
+    }
+    worker
+}
+
+fn authenticate(conn: &mut PgConnection, token: &str) -> BenchResult<i64> {
+    Ok(find_user_by_token(conn, token)?.ok_or("unknown token")?)
+}
+
+fn hold_as_the_service_does(
+    conn: &mut PgConnection,
+    token: &str,
+    seat_id: i64,
+) -> BenchResult<i64> {
+    let user_id = authenticate(conn, token)?;
+    let seat = EntityId::parse("seat_id", seat_id)?;
+    Ok(hold_seat(conn, user_id, seat, HOLD_TTL)?.id)
+}
+
+fn pay_as_the_service_does(
+    conn: &mut PgConnection,
+    token: &str,
+    reservation_id: i64,
+) -> BenchResult<()> {
+    let user_id = authenticate(conn, token)?;
+    let reservation = EntityId::parse("reservation_id", reservation_id)?;
+    pay_for_reservation(conn, user_id, reservation, None, None)?;
+    Ok(())
+}
+
+impl Worker {
+    fn failed(&mut self, call: &str, error: crate::BenchError) {
+        *self.errors.entry(format!("{call}: {error}")).or_insert(0) += 1;
+    }
+
+    fn merge(&mut self, other: Worker) {
+        self.flows += other.flows;
+        self.hold.extend(other.hold);
+        self.pay.extend(other.pay);
+        for (error, n) in other.errors {
+            *self.errors.entry(error).or_insert(0) += n;
+        }
+        self.ran_out_of_seats |= other.ran_out_of_seats;
+    }
+}
+
+impl fmt::Display for SqlBaseline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{:.0} flows/s ({} flows in {:.2} s, {} threads each with its own PgConnection)",
+            self.flows_per_second, self.flows, self.seconds, self.threads
+        )?;
+        writeln!(f, "  auth + hold_seat              {}", show(&self.hold))?;
+        writeln!(f, "  auth + pay_for_reservation    {}", show(&self.pay))?;
+        let errors: Vec<String> = self
+            .errors
+            .iter()
+            .map(|(e, n)| format!("{e}: {n}"))
+            .collect();
+        write!(
+            f,
+            "  errors: {}{}",
+            if errors.is_empty() {
+                "none".to_owned()
+            } else {
+                errors.join(", ")
+            },
+            if self.ran_out_of_seats {
+                "; RAN OUT OF SEATS (raise --seats-per-phase)"
+            } else {
+                ""
+            }
+        )
+    }
+}

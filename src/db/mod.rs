@@ -1,5 +1,6 @@
 //! The connection pool and the embedded migrations.
 
+pub mod cached_sql;
 pub mod schema;
 
 use diesel::pg::PgConnection;

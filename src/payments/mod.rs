@@ -1,5 +1,6 @@
 //! Paying for a held seat with points: the service's core transaction.
 
+use crate::db::cached_sql::cached_sql;
 use crate::domain::EntityId;
 use crate::outbox::enqueue_event;
 use crate::outbox::events::{ReservationEvent, RESERVATION_CONFIRMED};
@@ -139,7 +140,7 @@ fn find_payment_by_key(
     user_id: i64,
     key: &IdempotencyKey,
 ) -> QueryResult<Option<PaymentReceipt>> {
-    diesel::sql_query(
+    cached_sql(
         "SELECT id AS payment_id, reservation_id, amount, balance_after AS balance \
          FROM payments WHERE user_id = $1 AND idempotency_key = $2",
     )
@@ -158,7 +159,7 @@ struct Balance {
 /// Takes `amount` points from the user; refuses rather than letting the balance go negative
 /// (the `balance >= 0` CHECK backs this up).
 fn debit_points(conn: &mut PgConnection, user_id: i64, amount: i64) -> Result<i64, PaymentError> {
-    let debited: Option<Balance> = diesel::sql_query(
+    let debited: Option<Balance> = cached_sql(
         "UPDATE users SET balance = balance - $2 WHERE id = $1 AND balance >= $2 RETURNING balance",
     )
     .bind::<BigInt, _>(user_id)
@@ -175,7 +176,7 @@ fn debit_points(conn: &mut PgConnection, user_id: i64, amount: i64) -> Result<i6
 }
 
 fn confirm_reservation(conn: &mut PgConnection, reservation_id: i64) -> QueryResult<usize> {
-    diesel::sql_query(
+    cached_sql(
         "UPDATE reservations SET status = 'confirmed', confirmed_at = now() WHERE id = $1",
     )
     .bind::<BigInt, _>(reservation_id)
@@ -196,7 +197,7 @@ fn insert_payment(
     balance_after: i64,
     key: Option<&IdempotencyKey>,
 ) -> QueryResult<NewPayment> {
-    diesel::sql_query(
+    cached_sql(
         "INSERT INTO payments (reservation_id, user_id, amount, balance_after, idempotency_key) \
          VALUES ($1, $2, $3, $4, $5) RETURNING id, paid_at",
     )
@@ -214,7 +215,7 @@ fn insert_ledger_entry(
     payment_id: i64,
     balance_after: i64,
 ) -> QueryResult<usize> {
-    diesel::sql_query(
+    cached_sql(
         "INSERT INTO point_ledger (user_id, delta, reason, payment_id, balance_after) \
          VALUES ($1, $2, 'payment', $3, $4)",
     )

@@ -1,6 +1,7 @@
 //! Point balances. Every change writes a ledger row in the same statement, so
 //! `users.balance` always equals the sum of the user's ledger deltas.
 
+use crate::db::cached_sql::cached_sql;
 use crate::domain::ChargeAmount;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
@@ -17,7 +18,7 @@ pub fn charge_points(
     user_id: i64,
     amount: ChargeAmount,
 ) -> QueryResult<i64> {
-    diesel::sql_query(
+    cached_sql(
         "WITH credited AS ( \
              UPDATE users SET balance = balance + $2 WHERE id = $1 RETURNING id, balance) \
          INSERT INTO point_ledger (user_id, delta, reason, balance_after) \

@@ -2,6 +2,7 @@
 //! refunded in one transaction (points back, payment marked refunded, seat free again, and a
 //! `reservation.cancelled` event); a held one is simply released.
 
+use crate::db::cached_sql::cached_sql;
 use super::{lock_reservation, LockedReservation};
 use crate::domain::EntityId;
 use crate::outbox::enqueue_event;
@@ -74,13 +75,13 @@ fn refund(
     reservation: &LockedReservation,
     trace_context: Option<String>,
 ) -> Result<i64, CancelError> {
-    let payment: Refunded = diesel::sql_query(
+    let payment: Refunded = cached_sql(
         "UPDATE payments SET status = 'refunded', refunded_at = now() \
          WHERE reservation_id = $1 AND status = 'completed' RETURNING id AS payment_id, paid_at, refunded_at",
     )
     .bind::<BigInt, _>(reservation.id)
     .get_result(conn)?;
-    diesel::sql_query(
+    cached_sql(
         "WITH credited AS ( \
              UPDATE users SET balance = balance + $2 WHERE id = $1 RETURNING id, balance) \
          INSERT INTO point_ledger (user_id, delta, reason, payment_id, balance_after) \
@@ -110,7 +111,7 @@ fn refund(
 /// Leaving `held`/`confirmed` takes the row out of `reservations_one_live_per_seat`, which is
 /// what makes the seat available again.
 fn mark_cancelled(conn: &mut PgConnection, reservation_id: i64) -> QueryResult<usize> {
-    diesel::sql_query(
+    cached_sql(
         "UPDATE reservations SET status = 'cancelled', cancelled_at = now() WHERE id = $1",
     )
     .bind::<BigInt, _>(reservation_id)

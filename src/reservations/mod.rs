@@ -3,6 +3,7 @@
 mod cancel;
 pub use cancel::{cancel_reservation, CancelError, Cancellation};
 
+use crate::db::cached_sql::cached_sql;
 use crate::domain::{EntityId, ReservationStatus};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -86,7 +87,7 @@ pub fn hold_seat(
     seat_id: EntityId,
     ttl: Duration,
 ) -> Result<Reservation, HoldError> {
-    let held: Option<ReservationRow> = diesel::sql_query(
+    let held: Option<ReservationRow> = cached_sql(
         "WITH expired AS ( \
              UPDATE reservations SET status = 'expired' \
              WHERE seat_id = $1 AND status = 'held' AND held_until <= now() \
@@ -125,7 +126,7 @@ pub fn find_reservation(
     user_id: i64,
     id: EntityId,
 ) -> QueryResult<Option<Reservation>> {
-    let row: Option<ReservationRow> = diesel::sql_query(
+    let row: Option<ReservationRow> = cached_sql(
         "SELECT r.id, r.seat_id, s.seat_no, s.schedule_id, \
                 CASE WHEN r.status = 'held' AND r.held_until <= now() THEN 'expired' \
                      ELSE r.status END AS status, \
@@ -173,7 +174,7 @@ pub fn lock_reservation(
     user_id: i64,
     reservation_id: EntityId,
 ) -> QueryResult<Option<LockedReservation>> {
-    diesel::sql_query(
+    cached_sql(
         "SELECT r.id, r.user_id, r.seat_id, s.seat_no, s.schedule_id, sc.concert_id, r.status, \
                 r.held_until <= now() AS hold_lapsed, r.amount \
          FROM reservations r \

@@ -1,6 +1,7 @@
 //! Users and their bearer tokens. A token is shown once, at sign-up; only its SHA-256 is
 //! stored (computed by Postgres), so a leaked database does not leak working tokens.
 
+use crate::db::cached_sql::cached_sql;
 use crate::domain::UserName;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
@@ -31,7 +32,7 @@ fn generate_token() -> String {
 
 pub fn create_user(conn: &mut PgConnection, name: &UserName) -> QueryResult<NewUser> {
     let token = generate_token();
-    let row: UserRow = diesel::sql_query(
+    let row: UserRow = cached_sql(
         "INSERT INTO users (name, token_hash) VALUES ($1, sha256(convert_to($2, 'UTF8'))) \
          RETURNING id, name",
     )
@@ -53,7 +54,7 @@ struct UserIdRow {
 
 /// The id of the user owning `token`, if any.
 pub fn find_user_by_token(conn: &mut PgConnection, token: &str) -> QueryResult<Option<i64>> {
-    diesel::sql_query("SELECT id FROM users WHERE token_hash = sha256(convert_to($1, 'UTF8'))")
+    cached_sql("SELECT id FROM users WHERE token_hash = sha256(convert_to($1, 'UTF8'))")
         .bind::<Text, _>(token)
         .get_result::<UserIdRow>(conn)
         .optional()

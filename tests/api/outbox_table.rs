@@ -123,3 +123,24 @@ async fn a_lost_sent_stamp_is_repaired() {
         0
     );
 }
+
+#[tokio::test]
+async fn the_hot_statements_are_prepared_once_per_connection_and_reused() {
+    let db = TestDb::create();
+    write_events(&db, 3, 1);
+    let mut conn = db.connect();
+    for _ in 0..3 {
+        store::claim_due_deliveries(&mut conn, "data_platform", "test", 1, Duration::from_secs(30)).unwrap();
+    }
+    #[derive(QueryableByName)]
+    struct Prepared {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let prepared = diesel::sql_query(
+        "SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE 'WITH due AS%'",
+    )
+    .get_result::<Prepared>(&mut conn)
+    .unwrap();
+    assert_eq!(prepared.n, 1, "three claims, one prepared statement");
+}

@@ -2,6 +2,7 @@
 //! them only while the lease is still ours, and keep the table small. Every function is one
 //! short autocommit statement (or a few), never a transaction held across an HTTP call.
 
+use crate::db::cached_sql::cached_sql;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{
@@ -42,7 +43,7 @@ pub struct Claim {
 
 /// Registers destinations so the fan-out trigger creates deliveries for them.
 pub fn register_destinations(conn: &mut PgConnection, names: &[String]) -> QueryResult<usize> {
-    diesel::sql_query(
+    cached_sql(
         "INSERT INTO outbox_destinations (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING",
     )
     .bind::<Array<Text>, _>(names)
@@ -89,7 +90,7 @@ pub fn claim_due_deliveries(
     lease: Duration,
 ) -> QueryResult<Claim> {
     let token = Uuid::new_v4();
-    let deliveries = diesel::sql_query(CLAIM_DUE_DELIVERIES)
+    let deliveries = cached_sql(CLAIM_DUE_DELIVERIES)
         .bind::<Text, _>(destination)
         .bind::<BigInt, _>(i64::from(limit))
         .bind::<Text, _>(owner)
@@ -116,7 +117,7 @@ pub fn acknowledge(
         #[diesel(sql_type = BigInt)]
         outbox_id: i64,
     }
-    let acked: Vec<i64> = diesel::sql_query(
+    let acked: Vec<i64> = cached_sql(
         "UPDATE outbox_deliveries \
          SET status = 'sent', sent_at = now(), last_error = NULL, \
              lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL \
@@ -142,7 +143,7 @@ pub fn mark_events_sent(conn: &mut PgConnection, outbox_ids: &[i64]) -> QueryRes
     if outbox_ids.is_empty() {
         return Ok(0);
     }
-    diesel::sql_query(
+    cached_sql(
         "UPDATE outbox o SET sent_at = now() \
          WHERE o.id = ANY($1) AND o.sent_at IS NULL \
            AND NOT EXISTS (SELECT 1 FROM outbox_deliveries d WHERE d.outbox_id = o.id AND d.status <> 'sent')",
@@ -182,7 +183,7 @@ pub fn record_failures(
     let delays: Vec<f64> = failures.iter().map(|f| f.retry_in.as_secs_f64()).collect();
     let errors: Vec<String> = failures.iter().map(|f| truncate(&f.error, 500)).collect();
     let permanent: Vec<bool> = failures.iter().map(|f| f.permanent).collect();
-    let outcomes: Vec<Outcome> = diesel::sql_query(
+    let outcomes: Vec<Outcome> = cached_sql(
         "UPDATE outbox_deliveries d \
          SET status = CASE WHEN f.permanent AND d.attempts >= $5 THEN 'dead' ELSE 'pending' END, \
              next_attempt_at = now() + make_interval(secs => f.delay), \
@@ -206,7 +207,7 @@ pub fn record_failures(
 /// Gives back a claim's undelivered rows (on shutdown) so another relay can take them at once;
 /// the attempt they were claimed for did not happen.
 pub fn release(conn: &mut PgConnection, claim: &Claim, outbox_ids: &[i64]) -> QueryResult<usize> {
-    diesel::sql_query(
+    cached_sql(
         "UPDATE outbox_deliveries \
          SET lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, attempts = attempts - 1 \
          WHERE destination = $1 AND outbox_id = ANY($2) AND lease_token = $3 AND status = 'pending'",
@@ -223,7 +224,7 @@ pub fn delete_sent_events(conn: &mut PgConnection, retention: Duration) -> Query
     const CHUNK: i64 = 5_000;
     let mut total = 0;
     loop {
-        let deleted = diesel::sql_query(
+        let deleted = cached_sql(
             "DELETE FROM outbox WHERE id IN ( \
                  SELECT id FROM outbox WHERE sent_at < now() - make_interval(secs => $1) LIMIT $2)",
         )
@@ -240,7 +241,7 @@ pub fn delete_sent_events(conn: &mut PgConnection, retention: Duration) -> Query
 /// Stamps `sent_at` on events whose deliveries are all sent but whose stamp was lost (a relay
 /// killed between acknowledging and stamping).
 pub fn repair_sent_stamps(conn: &mut PgConnection) -> QueryResult<usize> {
-    diesel::sql_query(
+    cached_sql(
         "UPDATE outbox o SET sent_at = now() \
          WHERE o.sent_at IS NULL \
            AND NOT EXISTS (SELECT 1 FROM outbox_deliveries d WHERE d.outbox_id = o.id AND d.status <> 'sent')",

@@ -85,7 +85,8 @@ impl Application {
         let relay = match config.relay {
             Some(relay_config) => {
                 // Its own pool, so delivery never competes with payments for connections.
-                let relay_pool = db::build_pool(relay_config.database_url.expose(), 4)?;
+                let relay_pool =
+                    db::build_pool(relay_config.database_url.expose(), relay_config.pool_size())?;
                 Some(Relay::new(relay_config, relay_pool)?)
             }
             None => None,

@@ -52,6 +52,8 @@ struct RunFlags {
     batch_size: Option<String>,
     #[arg(long, env = "RELAY_CONCURRENCY")]
     concurrency: Option<String>,
+    #[arg(long, env = "RELAY_WORKERS")]
+    workers: Option<String>,
     #[arg(long, env = "RELAY_POLL_INTERVAL_MS")]
     poll_interval_ms: Option<String>,
     #[arg(long, env = "RELAY_MAX_ATTEMPTS")]
@@ -79,6 +81,7 @@ impl RunFlags {
             "NOTIFY_URL" => &self.notify_url,
             "RELAY_BATCH_SIZE" => &self.batch_size,
             "RELAY_CONCURRENCY" => &self.concurrency,
+            "RELAY_WORKERS" => &self.workers,
             "RELAY_POLL_INTERVAL_MS" => &self.poll_interval_ms,
             "RELAY_MAX_ATTEMPTS" => &self.max_attempts,
             "RELAY_BACKOFF_BASE_MS" => &self.backoff_base_ms,
@@ -121,8 +124,7 @@ async fn run(
     config: RelayConfig,
     metrics_addr: Option<std::net::SocketAddr>,
 ) -> Result<(), AnyError> {
-    let pool_size = u32::try_from(config.destinations.len() * 2 + 2).unwrap_or(8);
-    let pool = db::build_pool(config.database_url.expose(), pool_size)?;
+    let pool = db::build_pool(config.database_url.expose(), config.pool_size())?;
     db::migrate(&pool).await?;
     let metrics = match metrics_addr {
         Some(addr) => {

@@ -14,7 +14,10 @@ use diesel::{QueryResult, RunQueryDsl};
 use std::marker::PhantomData;
 
 pub fn cached_sql<'a>(sql: &'static str) -> CachedSql<'a> {
-    CachedSql { sql, binds: Vec::new() }
+    CachedSql {
+        sql,
+        binds: Vec::new(),
+    }
 }
 
 pub struct CachedSql<'a> {
@@ -30,7 +33,10 @@ impl<'a> CachedSql<'a> {
         Pg: HasSqlType<ST>,
         T: ToSql<ST, Pg> + Send + 'a,
     {
-        self.binds.push(Box::new(Bound::<ST, T> { value, sql_type: PhantomData }));
+        self.binds.push(Box::new(Bound::<ST, T> {
+            value,
+            sql_type: PhantomData,
+        }));
         self
     }
 }
@@ -58,9 +64,14 @@ impl QueryFragment<Pg> for CachedSql<'_> {
         let mut rest = self.sql;
         while let Some(dollar) = rest.find('$') {
             out.push_sql(&rest[..dollar]);
-            let digits = rest[dollar + 1..].bytes().take_while(u8::is_ascii_digit).count();
+            let digits = rest[dollar + 1..]
+                .bytes()
+                .take_while(u8::is_ascii_digit)
+                .count();
             let index: usize = rest[dollar + 1..dollar + 1 + digits].parse().map_err(|_| {
-                diesel::result::Error::QueryBuilderError(format!("bad placeholder in {:?}", self.sql).into())
+                diesel::result::Error::QueryBuilderError(
+                    format!("bad placeholder in {:?}", self.sql).into(),
+                )
             })?;
             let bind = self.binds.get(index.wrapping_sub(1)).ok_or_else(|| {
                 diesel::result::Error::QueryBuilderError(format!("${index} has no bind").into())
@@ -96,13 +107,21 @@ mod tests {
             .bind::<BigInt, _>(7_i64)
             .bind::<Text, _>("x".to_string());
         let shown = debug_query::<Pg, _>(&query).to_string();
-        assert!(shown.starts_with("SELECT $1::text, $2::bigint, $3::bigint"), "{shown}");
+        assert!(
+            shown.starts_with("SELECT $1::text, $2::bigint, $3::bigint"),
+            "{shown}"
+        );
         assert!(shown.contains(r#"["x", 7, 7]"#), "{shown}");
     }
 
     #[test]
     fn a_placeholder_without_a_bind_is_an_error_not_a_panic() {
         let query = cached_sql("SELECT $3");
-        assert!(QueryFragment::<Pg>::to_sql(&query, &mut diesel::pg::PgQueryBuilder::default(), &Pg).is_err());
+        assert!(QueryFragment::<Pg>::to_sql(
+            &query,
+            &mut diesel::pg::PgQueryBuilder::default(),
+            &Pg
+        )
+        .is_err());
     }
 }

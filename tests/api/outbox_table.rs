@@ -130,7 +130,14 @@ async fn the_hot_statements_are_prepared_once_per_connection_and_reused() {
     write_events(&db, 3, 1);
     let mut conn = db.connect();
     for _ in 0..3 {
-        store::claim_due_deliveries(&mut conn, "data_platform", "test", 1, Duration::from_secs(30)).unwrap();
+        store::claim_due_deliveries(
+            &mut conn,
+            "data_platform",
+            "test",
+            1,
+            Duration::from_secs(30),
+        )
+        .unwrap();
     }
     #[derive(QueryableByName)]
     struct Prepared {

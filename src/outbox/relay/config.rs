@@ -29,8 +29,11 @@ pub struct RelayConfig {
     pub destinations: Vec<DestinationConfig>,
     /// Rows claimed per round, and the largest batch POSTed to a batch-capable destination.
     pub batch_size: u32,
-    /// POST requests in flight at once, per destination.
+    /// POST requests in flight at once, per worker.
     pub concurrency: usize,
+    /// Claim loops per destination. SKIP LOCKED and the per-aggregate rule make them safe side
+    /// by side; two overlap one loop's HTTP wait with another's database work.
+    pub workers: usize,
     /// Claim even without a NOTIFY this often: notifications are a hint, not the carrier.
     pub poll_interval: Duration,
     /// Attempts after which a permanently rejected delivery is parked as dead.
@@ -51,8 +54,8 @@ pub struct RelayConfig {
 pub const CALLS_PER_CLAIM: u32 = 2;
 /// Database work around the calls (claim, acknowledge) that the lease must also cover.
 const LEASE_MARGIN: Duration = Duration::from_secs(2);
-/// A batch's event ids travel in one `Idempotency-Key` header, which must stay small.
-pub const MAX_BATCH_SIZE: u32 = 200;
+/// Rows one claim may take; also the largest batch POSTed.
+pub const MAX_BATCH_SIZE: u32 = 1_000;
 
 impl RelayConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -86,8 +89,9 @@ impl RelayConfig {
         let config = RelayConfig {
             database_url: Secret::new(env.required("DATABASE_URL")?),
             destinations,
-            batch_size: env.parsed_or("RELAY_BATCH_SIZE", 100)?,
+            batch_size: env.parsed_or("RELAY_BATCH_SIZE", 200)?,
             concurrency: env.parsed_or("RELAY_CONCURRENCY", 32)?,
+            workers: env.parsed_or("RELAY_WORKERS", 2)?,
             poll_interval: millis(env.parsed_or("RELAY_POLL_INTERVAL_MS", 500)?),
             max_attempts: env.parsed_or("RELAY_MAX_ATTEMPTS", 12)?,
             backoff_base: millis(env.parsed_or("RELAY_BACKOFF_BASE_MS", 500)?),
@@ -103,6 +107,11 @@ impl RelayConfig {
         config.validate()
     }
 
+    /// Connections the relay needs: one per loop, plus maintenance and a spare.
+    pub fn pool_size(&self) -> u32 {
+        u32::try_from(self.destinations.len() * self.workers + 2).unwrap_or(u32::MAX)
+    }
+
     /// Checks the settings against each other, so a relay never starts in a state where it
     /// could mark another relay's delivery or forget an event.
     fn validate(self) -> Result<Self, ConfigError> {
@@ -115,6 +124,9 @@ impl RelayConfig {
         }
         if self.concurrency == 0 {
             return fail("RELAY_CONCURRENCY", "must be at least 1".into());
+        }
+        if self.workers == 0 || self.workers > 16 {
+            return fail("RELAY_WORKERS", "must be between 1 and 16".into());
         }
         if self.max_attempts < 1 {
             return fail("RELAY_MAX_ATTEMPTS", "must be at least 1".into());

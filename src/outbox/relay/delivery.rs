@@ -60,38 +60,44 @@ fn notification_message(delivery: &ClaimedDelivery) -> String {
     }
 }
 
-/// POSTs `events` to `destination`: one object alone, or a JSON array as a batch. Every
-/// delivery names its events in `Idempotency-Key` (comma-separated for a batch) as well as in
-/// each body's `event_id`, so the receiver can drop duplicates.
+/// POSTs `events` to `destination`: one object alone, or a JSON array as a batch. Every body
+/// names its event in `event_id`, so the receiver can drop duplicates. `Idempotency-Key` is
+/// the event id for a single event, and for a batch a UUID derived from its event ids (the
+/// same batch always gets the same key; the ids themselves are in the body).
 pub async fn post(
     client: &reqwest::Client,
     destination: &DestinationConfig,
     events: &[&ClaimedDelivery],
 ) -> Verdict {
-    let (body, key) = match events {
+    let (body, key, traceparent) = match events {
         [single] => (
             render(destination.format, single),
             single.event_id.to_string(),
+            single.trace_context.as_deref(),
         ),
+        // A batch mixes traces, so only a single delivery carries its event's trace context.
         many => (
             Value::Array(many.iter().map(|d| render(destination.format, d)).collect()),
-            many.iter()
-                .map(|d| d.event_id.to_string())
-                .collect::<Vec<_>>()
-                .join(","),
+            batch_key(many).to_string(),
+            None,
         ),
     };
     let mut request = client
         .post(&destination.url)
-        .header("Idempotency-Key", key)
+        .header("Idempotency-Key", &key)
         .json(&body);
-    if let [single] = events {
-        if let Some(traceparent) = &single.trace_context {
-            request = request.header("traceparent", traceparent);
-        }
+    if let Some(traceparent) = traceparent {
+        request = request.header("traceparent", traceparent);
     }
     match request.send().await {
         Ok(response) => {
+            log::debug!(
+                "delivery answered destination={} status={} events={} idempotency_key={key} traceparent={}",
+                destination.name,
+                response.status().as_u16(),
+                events.len(),
+                traceparent.unwrap_or("-")
+            );
             let retry_after = retry_after(response.headers());
             Verdict::from_status(response.status(), retry_after)
         }
@@ -100,6 +106,15 @@ pub async fn post(
             retry_after: None,
         },
     }
+}
+
+/// A stable key for a batch: UUID v5 over its event ids in order.
+fn batch_key(events: &[&ClaimedDelivery]) -> uuid::Uuid {
+    let ids: Vec<u8> = events
+        .iter()
+        .flat_map(|d| d.event_id.into_bytes())
+        .collect();
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, &ids)
 }
 
 fn describe(error: &reqwest::Error) -> String {

@@ -23,8 +23,10 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// How often sent events past retention are deleted and lost `sent_at` stamps repaired.
-const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
+/// How often missing `sent_at` stamps are repaired (cheap: it reads unsent events only).
+const REPAIR_INTERVAL: Duration = Duration::from_secs(2);
+/// How often sent events past retention are deleted.
+const RETENTION_INTERVAL: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
@@ -288,29 +290,34 @@ impl Relay {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), RelayError> {
         self.register_destinations().await?;
         log::info!(
-            "relay started owner={} destinations={} batch_size={} concurrency={} poll_interval_ms={} listen={}",
+            "relay started owner={} destinations={} workers={} batch_size={} concurrency={} poll_interval_ms={} listen={}",
             self.owner,
             self.config.destinations.iter().map(|d| format!("{}@{}", d.name, d.url)).collect::<Vec<_>>().join(","),
+            self.config.workers,
             self.config.batch_size,
             self.config.concurrency,
             self.config.poll_interval.as_millis(),
             self.config.listen
         );
-        let wakers: Vec<Arc<Notify>> = self
+        // One loop per worker per destination, each with its own wake-up.
+        let loops_to_run: Vec<(DestinationConfig, Arc<Notify>)> = self
             .config
             .destinations
             .iter()
-            .map(|_| Arc::new(Notify::new()))
+            .flat_map(|d| {
+                (0..self.config.workers).map(move |_| (d.clone(), Arc::new(Notify::new())))
+            })
             .collect();
+        let wakers: Vec<Arc<Notify>> = loops_to_run.iter().map(|(_, wake)| wake.clone()).collect();
         let listener = self.config.listen.then(|| {
             listener::spawn(
                 self.config.database_url.expose().to_owned(),
-                wakers.clone(),
+                wakers,
                 shutdown.clone(),
             )
         });
         let mut loops = JoinSet::new();
-        for (destination, wake) in self.config.destinations.clone().into_iter().zip(wakers) {
+        for (destination, wake) in loops_to_run {
             let (relay, shutdown) = (self.clone(), shutdown.clone());
             loops.spawn(async move { relay.run_destination(destination, wake, shutdown).await });
         }
@@ -352,18 +359,24 @@ impl Relay {
         }
     }
 
+    /// Repairs lost `sent_at` stamps every few seconds and applies retention every minute.
     async fn run_maintenance(self, shutdown: CancellationToken) {
+        let mut last_retention: Option<std::time::Instant> = None;
         loop {
             let retention = self.config.retention;
-            match self
-                .with_db(move |conn| {
-                    Ok((
-                        store::delete_sent_events(conn, retention)?,
-                        store::repair_sent_stamps(conn)?,
-                    ))
-                })
-                .await
-            {
+            let retention_due = last_retention.is_none_or(|at| at.elapsed() >= RETENTION_INTERVAL);
+            if retention_due {
+                last_retention = Some(std::time::Instant::now());
+            }
+            let work = self.with_db(move |conn| {
+                let deleted = if retention_due {
+                    store::delete_sent_events(conn, retention)?
+                } else {
+                    0
+                };
+                Ok((deleted, store::repair_sent_stamps(conn)?))
+            });
+            match work.await {
                 Ok((0, 0)) => {}
                 Ok((deleted, repaired)) => {
                     log::info!("outbox maintenance deleted={deleted} repaired_sent_at={repaired}")
@@ -374,7 +387,7 @@ impl Relay {
                 ),
             }
             tokio::select! {
-                _ = tokio::time::sleep(MAINTENANCE_INTERVAL) => {}
+                _ = tokio::time::sleep(REPAIR_INTERVAL) => {}
                 _ = shutdown.cancelled() => return,
             }
         }

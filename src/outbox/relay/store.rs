@@ -69,11 +69,12 @@ pub const CLAIM_DUE_DELIVERIES: &str = "WITH due AS ( \
              UPDATE outbox_deliveries d \
              SET lease_owner = $3, lease_token = $4, attempts = d.attempts + 1, \
                  lease_expires_at = now() + make_interval(secs => $5) \
-             FROM due WHERE d.destination = $1 AND d.outbox_id = due.outbox_id \
+             WHERE d.destination = $1 AND d.outbox_id = ANY(ARRAY(SELECT outbox_id FROM due)) \
              RETURNING d.outbox_id, d.attempts) \
          SELECT leased.outbox_id, leased.attempts, o.event_id, o.event_type, o.aggregate_id, \
                 o.payload, o.trace_context, o.created_at \
-         FROM leased JOIN outbox o ON o.id = leased.outbox_id \
+         FROM leased CROSS JOIN LATERAL ( \
+             SELECT * FROM outbox WHERE outbox.id = leased.outbox_id LIMIT 1) o \
          ORDER BY leased.outbox_id";
 
 /// Claims up to `limit` due deliveries for `destination`, oldest first, and leases them to
@@ -105,8 +106,11 @@ pub fn claim_due_deliveries(
 }
 
 /// Marks deliveries sent, only where our lease still holds (a relay that stalled past its
-/// lease cannot mark a delivery someone else now owns); then stamps `outbox.sent_at` on events
-/// every destination has acknowledged. Returns the ids acknowledged.
+/// lease cannot mark a delivery someone else now owns), and in the same statement stamps
+/// `outbox.sent_at` on events whose other destinations have all acknowledged. Two destinations
+/// acknowledging one event in the very same instant each see the other as unsent; the
+/// maintenance pass (`repair_sent_stamps`) stamps such an event seconds later. Returns the ids
+/// acknowledged.
 pub fn acknowledge(
     conn: &mut PgConnection,
     claim: &Claim,
@@ -117,39 +121,30 @@ pub fn acknowledge(
         #[diesel(sql_type = BigInt)]
         outbox_id: i64,
     }
-    let acked: Vec<i64> = cached_sql(
-        "UPDATE outbox_deliveries \
-         SET status = 'sent', sent_at = now(), last_error = NULL, \
-             lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL \
-         WHERE destination = $1 AND outbox_id = ANY($2) AND lease_token = $3 AND status = 'pending' \
-         RETURNING outbox_id",
+    if outbox_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let acked = cached_sql(
+        "WITH acked AS ( \
+             UPDATE outbox_deliveries d \
+             SET status = 'sent', sent_at = now(), last_error = NULL, \
+                 lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL \
+             WHERE d.outbox_id = ANY($2) AND d.destination = $1 \
+               AND d.lease_token = $3 AND d.status = 'pending' \
+             RETURNING d.outbox_id), \
+         stamped AS ( \
+             UPDATE outbox o SET sent_at = now() \
+             WHERE o.id = ANY(ARRAY(SELECT outbox_id FROM acked)) AND o.sent_at IS NULL \
+               AND NOT EXISTS (SELECT 1 FROM outbox_deliveries other \
+                               WHERE other.outbox_id = o.id AND other.destination <> $1 \
+                                 AND other.status <> 'sent')) \
+         SELECT outbox_id FROM acked",
     )
     .bind::<Text, _>(&claim.destination)
     .bind::<Array<BigInt>, _>(outbox_ids)
     .bind::<SqlUuid, _>(claim.token)
-    .load::<Acked>(conn)?
-    .into_iter()
-    .map(|row| row.outbox_id)
-    .collect();
-    // A separate statement, after the acknowledgement committed: two relays acknowledging the
-    // two destinations of one event at once each see the other's commit by now, or the later
-    // one does, so the last acknowledgement always stamps the event.
-    mark_events_sent(conn, &acked)?;
-    Ok(acked)
-}
-
-/// Stamps `sent_at` on those of `outbox_ids` whose every delivery is sent.
-pub fn mark_events_sent(conn: &mut PgConnection, outbox_ids: &[i64]) -> QueryResult<usize> {
-    if outbox_ids.is_empty() {
-        return Ok(0);
-    }
-    cached_sql(
-        "UPDATE outbox o SET sent_at = now() \
-         WHERE o.id = ANY($1) AND o.sent_at IS NULL \
-           AND NOT EXISTS (SELECT 1 FROM outbox_deliveries d WHERE d.outbox_id = o.id AND d.status <> 'sent')",
-    )
-    .bind::<Array<BigInt>, _>(outbox_ids)
-    .execute(conn)
+    .load::<Acked>(conn)?;
+    Ok(acked.into_iter().map(|row| row.outbox_id).collect())
 }
 
 /// A failed delivery and when to try it again.

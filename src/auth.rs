@@ -26,10 +26,14 @@ impl FromRequest for AuthenticatedUser {
             let (Some(token), Some(state)) = (token, state) else {
                 return Err(ApiError::Unauthorized);
             };
-            let user_id = with_db(&state, move |conn| find_user_by_token(conn, &token)).await?;
-            user_id
-                .map(|id| AuthenticatedUser { id })
-                .ok_or(ApiError::Unauthorized)
+            if let Some(id) = state.tokens.get(&token) {
+                return Ok(AuthenticatedUser { id });
+            }
+            let lookup = token.clone();
+            let user_id = with_db(&state, move |conn| find_user_by_token(conn, &lookup)).await?;
+            let id = user_id.ok_or(ApiError::Unauthorized)?;
+            state.tokens.remember(&token, id);
+            Ok(AuthenticatedUser { id })
         })
     }
 }

@@ -2,6 +2,7 @@
 //! transactional outbox and a relay, so the data platform can never slow down or fail a payment.
 
 pub mod auth;
+pub mod auth_cache;
 pub mod concerts;
 pub mod config;
 pub mod db;

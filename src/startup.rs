@@ -16,6 +16,7 @@ pub struct AppState {
     pub pool: DbPool,
     pub admin_token: Secret,
     pub hold_ttl: Duration,
+    pub tokens: crate::auth_cache::TokenCache,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +54,7 @@ impl Application {
             pool: pool.clone(),
             admin_token: config.admin_token.clone(),
             hold_ttl: config.hold_ttl,
+            tokens: Default::default(),
         });
         let server = HttpServer::new(move || {
             App::new()

@@ -1,7 +1,9 @@
 -- The transactional outbox. The payment transaction inserts one `outbox` row; a trigger fans it
 -- out into one `outbox_deliveries` row per registered destination (each with its own retry
--- state) and wakes relays with NOTIFY. Both happen inside the payment's transaction, so an
--- event exists exactly when its payment committed.
+-- state), inside the payment's transaction, so an event exists exactly when its payment
+-- committed. Relays are woken by a NOTIFY the writer sends right after its commit (see
+-- `outbox::wake_relays`), not from here: a NOTIFY inside the payment would hold PostgreSQL's
+-- global notify lock through the payment's WAL flush and serialise every payment's commit.
 
 CREATE TABLE outbox (
     id             bigserial   PRIMARY KEY,
@@ -59,8 +61,6 @@ CREATE FUNCTION outbox_fan_out() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO outbox_deliveries (outbox_id, destination, aggregate_type, aggregate_id)
     SELECT NEW.id, d.name, NEW.aggregate_type, NEW.aggregate_id FROM outbox_destinations d;
-    -- Delivered at commit, collapsed per transaction; a hint to wake relays, never the carrier.
-    PERFORM pg_notify('outbox_events', '');
     RETURN NEW;
 END;
 $$;

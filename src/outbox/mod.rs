@@ -21,8 +21,8 @@ pub struct NewEvent {
 }
 
 /// Records `event` in the outbox. Call it inside the transaction that makes the change the
-/// event describes; the `outbox_fan_out` trigger creates its per-destination deliveries and
-/// notifies relays when that transaction commits.
+/// event describes; the `outbox_fan_out` trigger creates its per-destination deliveries. Call
+/// `wake_relays` once that transaction has committed.
 pub fn enqueue_event(conn: &mut PgConnection, event: &NewEvent) -> QueryResult<i64> {
     use crate::db::schema::outbox;
     diesel::insert_into(outbox::table)
@@ -36,4 +36,23 @@ pub fn enqueue_event(conn: &mut PgConnection, event: &NewEvent) -> QueryResult<i
         ))
         .returning(outbox::id)
         .get_result(conn)
+}
+
+/// Wakes relays with `NOTIFY outbox_events`, after the events' transaction committed.
+///
+/// A hint, never the carrier: if it is lost (a crash right after commit, a pooler that drops
+/// notifications) the relays' polling still delivers. It runs in a transaction of its own with
+/// `synchronous_commit` off because PostgreSQL holds one database-wide lock from a notifying
+/// transaction's pre-commit to the end of its commit: inside a payment, that lock would span the
+/// payment's WAL flush and queue every payment's commit behind the previous one.
+pub fn wake_relays(conn: &mut PgConnection) {
+    let notified = conn.transaction(|conn| {
+        crate::db::cached_sql::cached_sql(
+            "SELECT set_config('synchronous_commit', 'off', true), pg_notify('outbox_events', '')",
+        )
+        .execute(conn)
+    });
+    if let Err(error) = notified {
+        log::warn!("cannot notify relays (polling will deliver) error=\"{error}\"");
+    }
 }

@@ -87,6 +87,18 @@ pub fn pay_for_reservation(
     key: Option<&IdempotencyKey>,
     trace_context: Option<String>,
 ) -> Result<PaymentReceipt, PaymentError> {
+    let receipt = pay_in_one_transaction(conn, user_id, reservation_id, key, trace_context)?;
+    crate::outbox::wake_relays(conn);
+    Ok(receipt)
+}
+
+fn pay_in_one_transaction(
+    conn: &mut PgConnection,
+    user_id: i64,
+    reservation_id: EntityId,
+    key: Option<&IdempotencyKey>,
+    trace_context: Option<String>,
+) -> Result<PaymentReceipt, PaymentError> {
     conn.transaction(|conn| {
         // Concurrent payments (and cancellations) of one reservation queue on this row lock,
         // so exactly one of them sees it `held`.
@@ -176,11 +188,9 @@ fn debit_points(conn: &mut PgConnection, user_id: i64, amount: i64) -> Result<i6
 }
 
 fn confirm_reservation(conn: &mut PgConnection, reservation_id: i64) -> QueryResult<usize> {
-    cached_sql(
-        "UPDATE reservations SET status = 'confirmed', confirmed_at = now() WHERE id = $1",
-    )
-    .bind::<BigInt, _>(reservation_id)
-    .execute(conn)
+    cached_sql("UPDATE reservations SET status = 'confirmed', confirmed_at = now() WHERE id = $1")
+        .bind::<BigInt, _>(reservation_id)
+        .execute(conn)
 }
 
 #[derive(QueryableByName)]

@@ -2,8 +2,8 @@
 //! refunded in one transaction (points back, payment marked refunded, seat free again, and a
 //! `reservation.cancelled` event); a held one is simply released.
 
-use crate::db::cached_sql::cached_sql;
 use super::{lock_reservation, LockedReservation};
+use crate::db::cached_sql::cached_sql;
 use crate::domain::EntityId;
 use crate::outbox::enqueue_event;
 use crate::outbox::events::{ReservationEvent, RESERVATION_CANCELLED};
@@ -34,6 +34,19 @@ pub enum CancelError {
 }
 
 pub fn cancel_reservation(
+    conn: &mut PgConnection,
+    user_id: i64,
+    reservation_id: EntityId,
+    trace_context: Option<String>,
+) -> Result<Cancellation, CancelError> {
+    let cancellation = cancel_in_one_transaction(conn, user_id, reservation_id, trace_context)?;
+    if cancellation.refunded > 0 {
+        crate::outbox::wake_relays(conn);
+    }
+    Ok(cancellation)
+}
+
+fn cancel_in_one_transaction(
     conn: &mut PgConnection,
     user_id: i64,
     reservation_id: EntityId,
@@ -111,9 +124,7 @@ fn refund(
 /// Leaving `held`/`confirmed` takes the row out of `reservations_one_live_per_seat`, which is
 /// what makes the seat available again.
 fn mark_cancelled(conn: &mut PgConnection, reservation_id: i64) -> QueryResult<usize> {
-    cached_sql(
-        "UPDATE reservations SET status = 'cancelled', cancelled_at = now() WHERE id = $1",
-    )
-    .bind::<BigInt, _>(reservation_id)
-    .execute(conn)
+    cached_sql("UPDATE reservations SET status = 'cancelled', cancelled_at = now() WHERE id = $1")
+        .bind::<BigInt, _>(reservation_id)
+        .execute(conn)
 }

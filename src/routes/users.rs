@@ -31,6 +31,7 @@ async fn sign_up(
 ) -> Result<HttpResponse, ApiError> {
     let name = UserName::try_from(body.into_inner().name)?;
     let user = with_db(&state, move |conn| create_user(conn, &name)).await?;
+    state.tokens.remember(&user.token, user.id);
     log::info!("user created user_id={}", user.id);
     Ok(HttpResponse::Created().json(user))
 }

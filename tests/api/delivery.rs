@@ -387,3 +387,27 @@ async fn sigterm_finishes_the_in_flight_batch_and_exits_zero() {
         "every claimed delivery was either acknowledged or released"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_payment_wakes_the_relay_through_listen_notify() {
+    let platform = MockPlatform::start().await;
+    let mut settings = relay_settings(&platform.url);
+    // Poll so rarely that only a notification can explain a prompt delivery.
+    settings.retain(|(k, _)| k != "RELAY_POLL_INTERVAL_MS");
+    settings.push(("RELAY_POLL_INTERVAL_MS".into(), "600000".into()));
+    let app = spawn_app_with(&in_process_relay(&settings)).await;
+    let schedule = app.create_schedule(1, 100).await;
+    let seat = app.seat_ids(schedule).await[0];
+    let user = app.create_user(1_000).await;
+    // Give the relay time to finish its first (empty) round and go to sleep on the poll interval.
+    eventually("the relay to register its destinations", DRAIN, || async {
+        (app.db.scalar("SELECT count(*) FROM outbox_destinations") == 2).then_some(())
+    })
+    .await;
+    let reservation = app.held(&user, seat).await;
+    assert_eq!(app.pay(&user, reservation, None).await.status(), 200);
+    let expected = outbox_event_ids(&app.db);
+    platform
+        .wait_for_all("reservations", &expected, Duration::from_secs(30))
+        .await;
+}

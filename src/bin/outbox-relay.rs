@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the relay (the default). Settings come from the environment; see README.
-    Run(RunFlags),
+    Run(Box<RunFlags>),
     /// Print the outbox's state per destination and the dead deliveries.
     Status {
         /// Machine-readable output.
@@ -100,7 +100,7 @@ type AnyError = Box<dyn std::error::Error + Send + Sync>;
 async fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
-    let result = match cli.command.unwrap_or(Command::Run(RunFlags::default())) {
+    let result = match cli.command.unwrap_or_else(|| Command::Run(Box::default())) {
         Command::Run(flags) => match RelayConfig::from_lookup(|name| flags.lookup(name)) {
             Ok(config) => run(config, flags.metrics_addr).await,
             Err(error) => {

@@ -60,3 +60,34 @@ pub async fn migrate(pool: &DbPool) -> Result<Vec<String>, MigrationError> {
 #[derive(Debug, thiserror::Error)]
 #[error("database migration failed: {0}")]
 pub struct MigrationError(String);
+
+/// `url` with its database name replaced by `database`; credentials and options are kept.
+pub fn url_for_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let authority = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{authority}/{database}?{query}"),
+        None => format!("{authority}/{database}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_for_database;
+
+    #[test]
+    fn database_urls_keep_credentials_and_options() {
+        assert_eq!(
+            url_for_database("postgres://u:p@h:5432/test?sslmode=disable", "x"),
+            "postgres://u:p@h:5432/x?sslmode=disable"
+        );
+        assert_eq!(url_for_database("postgres://h", "x"), "postgres://h/x");
+    }
+}

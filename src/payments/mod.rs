@@ -124,19 +124,12 @@ fn pay_in_one_transaction(
         confirm_reservation(conn, reservation.id)?;
         let payment = insert_payment(conn, &reservation, balance, key)?;
         insert_ledger_entry(conn, &reservation, payment.id, balance)?;
-        let event = ReservationEvent {
-            event_id: uuid::Uuid::new_v4(),
-            event_type: RESERVATION_CONFIRMED,
-            occurred_at: payment.paid_at,
-            reservation_id: reservation.id,
-            user_id: reservation.user_id,
-            seat_id: reservation.seat_id,
-            seat_no: reservation.seat_no,
-            schedule_id: reservation.schedule_id,
-            concert_id: reservation.concert_id,
-            amount: reservation.amount,
-            paid_at: payment.paid_at,
-        };
+        let event = ReservationEvent::about(
+            &reservation,
+            RESERVATION_CONFIRMED,
+            payment.paid_at,
+            payment.paid_at,
+        );
         enqueue_event(conn, &event.into_outbox_row(trace_context)?)?;
         Ok(PaymentReceipt {
             payment_id: payment.id,

@@ -104,19 +104,12 @@ fn refund(
     .bind::<BigInt, _>(reservation.amount)
     .bind::<BigInt, _>(payment.payment_id)
     .execute(conn)?;
-    let event = ReservationEvent {
-        event_id: uuid::Uuid::new_v4(),
-        event_type: RESERVATION_CANCELLED,
-        occurred_at: payment.refunded_at,
-        reservation_id: reservation.id,
-        user_id: reservation.user_id,
-        seat_id: reservation.seat_id,
-        seat_no: reservation.seat_no,
-        schedule_id: reservation.schedule_id,
-        concert_id: reservation.concert_id,
-        amount: reservation.amount,
-        paid_at: payment.paid_at,
-    };
+    let event = ReservationEvent::about(
+        reservation,
+        RESERVATION_CANCELLED,
+        payment.refunded_at,
+        payment.paid_at,
+    );
     enqueue_event(conn, &event.into_outbox_row(trace_context)?)?;
     Ok(reservation.amount)
 }

@@ -44,6 +44,13 @@ impl TryFrom<ScheduleInput> for NewSchedule {
     type Error = ApiError;
 
     fn try_from(input: ScheduleInput) -> Result<Self, Self::Error> {
+        use chrono::Datelike;
+        // chrono accepts years PostgreSQL cannot store; refuse them here rather than fail later.
+        if !(1970..=9999).contains(&input.starts_at.year()) {
+            return Err(ApiError::Validation(
+                "starts_at must fall between the years 1970 and 9999".into(),
+            ));
+        }
         Ok(NewSchedule {
             starts_at: input.starts_at,
             seat_count: SeatCount::try_from(input.seat_count)?,

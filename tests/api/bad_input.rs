@@ -168,6 +168,8 @@ async fn bad_concerts_are_400_validation_failed() {
         ("zero price", schedule(json!(10), json!(0), ok_date.clone())),
         ("negative price", schedule(json!(10), json!(-10), ok_date.clone())),
         ("not a date", schedule(json!(10), json!(10), json!("tomorrow"))),
+        ("a date Postgres cannot store", schedule(json!(10), json!(10), json!("-5000-01-01T00:00:00Z"))),
+        ("a date in year 1", schedule(json!(10), json!(10), json!("0001-01-01T00:00:00Z"))),
         ("no schedules", json!({"title": "T", "schedules": []}).to_string()),
         ("empty title", json!({"title": "", "schedules": [{"starts_at": ok_date, "seat_count": 1, "price": 1}]}).to_string()),
     ];

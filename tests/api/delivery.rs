@@ -399,11 +399,15 @@ async fn a_payment_wakes_the_relay_through_listen_notify() {
     let schedule = app.create_schedule(1, 100).await;
     let seat = app.seat_ids(schedule).await[0];
     let user = app.create_user(1_000).await;
-    // Give the relay time to finish its first (empty) round and go to sleep on the poll interval.
-    eventually("the relay to register its destinations", DRAIN, || async {
-        (app.db.scalar("SELECT count(*) FROM outbox_destinations") == 2).then_some(())
+    // Pay only once the relay listens (else the notification could be missed) and has had its
+    // first round (else that round, not the notification, could deliver the payment).
+    eventually("the relay to LISTEN", DRAIN, || async {
+        let listening = "SELECT count(*) FROM pg_stat_activity \
+                         WHERE datname = current_database() AND query = 'LISTEN outbox_events'";
+        (app.db.scalar(listening) > 0).then_some(())
     })
     .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let reservation = app.held(&user, seat).await;
     assert_eq!(app.pay(&user, reservation, None).await.status(), 200);
     let expected = outbox_event_ids(&app.db);

@@ -3,6 +3,7 @@
 //! and the real application served on a random port.
 
 use concert_outbox::config::ApiConfig;
+use concert_outbox::db::url_for_database;
 use concert_outbox::startup::Application;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
@@ -50,23 +51,6 @@ fn start_container() -> String {
         });
     });
     rx.recv().expect("the container thread to report its URL")
-}
-
-/// `url` with its database name replaced by `database`.
-pub fn url_for_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let authority = match base[scheme_end..].find('/') {
-        Some(slash) => &base[..scheme_end + slash],
-        None => base,
-    };
-    match query {
-        Some(query) => format!("{authority}/{database}?{query}"),
-        None => format!("{authority}/{database}"),
-    }
 }
 
 fn admin_connection() -> PgConnection {
@@ -394,13 +378,4 @@ pub async fn error_code(response: reqwest::Response) -> String {
         .as_str()
         .expect("error.code")
         .to_owned()
-}
-
-#[test]
-fn database_urls_keep_credentials_and_options() {
-    assert_eq!(
-        url_for_database("postgres://u:p@h:5432/test?sslmode=disable", "x"),
-        "postgres://u:p@h:5432/x?sslmode=disable"
-    );
-    assert_eq!(url_for_database("postgres://h", "x"), "postgres://h/x");
 }

@@ -3,7 +3,7 @@
 //! nothing behind. No other database on the server is ever touched.
 
 use crate::BenchResult;
-use concert_outbox::db::{build_pool, run_migrations, DbPool};
+use concert_outbox::db::{build_pool, run_migrations, url_for_database, DbPool};
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 
@@ -87,21 +87,4 @@ pub fn scalar(conn: &mut PgConnection, sql: &str) -> QueryResult<i64> {
     diesel::sql_query(format!("SELECT ({sql})::bigint AS value"))
         .get_result::<Scalar>(conn)
         .map(|row| row.value)
-}
-
-/// `url` with its database name replaced by `database`; credentials and options are kept.
-fn url_for_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let authority = match base[scheme_end..].find('/') {
-        Some(slash) => &base[..scheme_end + slash],
-        None => base,
-    };
-    match query {
-        Some(query) => format!("{authority}/{database}?{query}"),
-        None => format!("{authority}/{database}"),
-    }
 }

@@ -166,6 +166,14 @@ impl RelayConfig {
     }
 }
 
+/// How long after claiming a relay may still start sending: the lease, less one request and
+/// the database margin, so every request it starts ends (or times out) while the lease holds.
+pub fn usable_lease(config: &RelayConfig) -> Duration {
+    config
+        .lease
+        .saturating_sub(config.request_timeout + LEASE_MARGIN)
+}
+
 fn millis(ms: u64) -> Duration {
     Duration::from_millis(ms)
 }

@@ -136,7 +136,9 @@ impl Relay {
     }
 
     /// POSTs a claim's events (as one batch, or one by one at bounded concurrency) and
-    /// returns a verdict per outbox id; ids missing from the answer were cut off by shutdown.
+    /// returns a verdict per outbox id. Ids missing from the answer were cut off, by shutdown
+    /// or because the lease was running out: requests still queued then must not be sent
+    /// under a lease another relay may already hold, so they are released instead.
     async fn post_claim(
         &self,
         destination: &DestinationConfig,
@@ -148,7 +150,8 @@ impl Relay {
         } else {
             (0..claim.deliveries.len()).map(|i| vec![i]).collect()
         };
-        let limit = Arc::new(Semaphore::new(self.config.concurrency));
+        let concurrency = self.config.concurrency;
+        let limit = Arc::new(Semaphore::new(concurrency));
         let mut tasks = JoinSet::new();
         for unit in units {
             let (client, destination, claim, limit) = (
@@ -159,13 +162,23 @@ impl Relay {
             );
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await;
-                deliver_unit(&client, &destination, &claim.deliveries, &unit).await
+                deliver_unit(&client, &destination, &claim.deliveries, &unit, concurrency).await
             });
         }
         let grace = self.config.request_timeout;
-        let deadline = async {
+        let shutdown_deadline = async {
             shutdown.cancelled().await;
             tokio::time::sleep(grace).await;
+        };
+        let lease_deadline = tokio::time::sleep(config::usable_lease(&self.config));
+        let deadline = async {
+            tokio::select! {
+                _ = shutdown_deadline => {}
+                _ = lease_deadline => log::warn!(
+                    "lease running out destination={}; releasing the unsent rest of the claim",
+                    destination.name
+                ),
+            }
         };
         tokio::pin!(deadline);
         let mut verdicts = Vec::with_capacity(claim.deliveries.len());
@@ -395,28 +408,45 @@ impl Relay {
 }
 
 /// Delivers one unit (a batch, or a single event). A rejected batch is retried event by event
-/// at once, so one poison event cannot drag its batch-mates towards the dead letter.
+/// at once (at most `concurrency` at a time), so one poison event cannot drag its batch-mates
+/// towards the dead letter.
 async fn deliver_unit(
     client: &reqwest::Client,
     destination: &DestinationConfig,
     deliveries: &[ClaimedDelivery],
     unit: &[usize],
+    concurrency: usize,
 ) -> Vec<(i64, Verdict)> {
+    use futures_util::StreamExt;
     let events: Vec<&ClaimedDelivery> = unit.iter().map(|&i| &deliveries[i]).collect();
     let verdict = delivery::post(client, destination, &events).await;
     if matches!(verdict, Verdict::Rejected { .. }) && events.len() > 1 {
-        let singles = events.iter().map(|event| async move {
-            (
-                event.outbox_id,
-                delivery::post(client, destination, &[event]).await,
-            )
-        });
-        return futures_util::future::join_all(singles).await;
+        // Collected first: a lazy `map` would make the spawned future's type carry a closure
+        // over borrowed events, which cannot be proven Send for every lifetime.
+        let singles: Vec<_> = events
+            .iter()
+            .map(|&event| post_single(client, destination, event))
+            .collect();
+        return futures_util::stream::iter(singles)
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
     }
     events
         .iter()
         .map(|event| (event.outbox_id, verdict.clone()))
         .collect()
+}
+
+async fn post_single(
+    client: &reqwest::Client,
+    destination: &DestinationConfig,
+    event: &ClaimedDelivery,
+) -> (i64, Verdict) {
+    (
+        event.outbox_id,
+        delivery::post(client, destination, &[event]).await,
+    )
 }
 
 fn hostname() -> String {

@@ -33,6 +33,18 @@ impl fmt::Display for ReservationStatus {
 #[error("unknown reservation status {0:?}")]
 pub struct UnknownStatus(String);
 
+/// Reads the `reservations.status` column straight into the enum; a value outside it (which
+/// the column's CHECK forbids) is a deserialization error, never a silent default.
+impl diesel::deserialize::FromSql<diesel::sql_types::Text, diesel::pg::Pg> for ReservationStatus {
+    fn from_sql(value: diesel::pg::PgValue<'_>) -> diesel::deserialize::Result<Self> {
+        let text = <String as diesel::deserialize::FromSql<
+            diesel::sql_types::Text,
+            diesel::pg::Pg,
+        >>::from_sql(value)?;
+        Ok(text.parse()?)
+    }
+}
+
 impl FromStr for ReservationStatus {
     type Err = UnknownStatus;
 

@@ -1,7 +1,7 @@
 //! Paying for a held seat with points: the service's core transaction.
 
 use crate::db::cached_sql::cached_sql;
-use crate::domain::EntityId;
+use crate::domain::{EntityId, ReservationStatus};
 use crate::outbox::enqueue_event;
 use crate::outbox::events::{ReservationEvent, RESERVATION_CONFIRMED};
 use crate::reservations::{lock_reservation, LockedReservation};
@@ -113,12 +113,14 @@ fn pay_in_one_transaction(
                 };
             }
         }
-        match reservation.status.as_str() {
-            "held" if reservation.hold_lapsed => return Err(PaymentError::HoldExpired),
-            "held" => {}
-            "confirmed" => return Err(PaymentError::AlreadyPaid),
-            "cancelled" => return Err(PaymentError::AlreadyCancelled),
-            _ => return Err(PaymentError::HoldExpired),
+        match reservation.status {
+            ReservationStatus::Held if reservation.hold_lapsed => {
+                return Err(PaymentError::HoldExpired)
+            }
+            ReservationStatus::Held => {}
+            ReservationStatus::Confirmed => return Err(PaymentError::AlreadyPaid),
+            ReservationStatus::Cancelled => return Err(PaymentError::AlreadyCancelled),
+            ReservationStatus::Expired => return Err(PaymentError::HoldExpired),
         }
         let balance = debit_points(conn, user_id, reservation.amount)?;
         confirm_reservation(conn, reservation.id)?;

@@ -4,7 +4,7 @@
 
 use super::{lock_reservation, LockedReservation};
 use crate::db::cached_sql::cached_sql;
-use crate::domain::EntityId;
+use crate::domain::{EntityId, ReservationStatus};
 use crate::outbox::enqueue_event;
 use crate::outbox::events::{ReservationEvent, RESERVATION_CANCELLED};
 use chrono::{DateTime, Utc};
@@ -55,11 +55,11 @@ fn cancel_in_one_transaction(
     conn.transaction(|conn| {
         let reservation =
             lock_reservation(conn, user_id, reservation_id)?.ok_or(CancelError::NotFound)?;
-        let refunded = match reservation.status.as_str() {
-            "cancelled" => return Err(CancelError::AlreadyCancelled),
-            "confirmed" => refund(conn, &reservation, trace_context)?,
-            // A hold (live or lapsed) holds no money: releasing it is enough.
-            _ => 0,
+        let refunded = match reservation.status {
+            ReservationStatus::Cancelled => return Err(CancelError::AlreadyCancelled),
+            ReservationStatus::Confirmed => refund(conn, &reservation, trace_context)?,
+            // A hold (live, lapsed or expired) holds no money: releasing it is enough.
+            ReservationStatus::Held | ReservationStatus::Expired => 0,
         };
         mark_cancelled(conn, reservation.id)?;
         Ok(Cancellation {

@@ -159,7 +159,7 @@ pub struct LockedReservation {
     #[diesel(sql_type = BigInt)]
     pub concert_id: i64,
     #[diesel(sql_type = Text)]
-    pub status: String,
+    pub status: ReservationStatus,
     #[diesel(sql_type = Bool)]
     pub hold_lapsed: bool,
     #[diesel(sql_type = BigInt)]

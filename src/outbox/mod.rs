@@ -41,17 +41,18 @@ pub fn enqueue_event(conn: &mut PgConnection, event: &NewEvent) -> QueryResult<i
 /// Wakes relays with `NOTIFY outbox_events`, after the events' transaction committed.
 ///
 /// A hint, never the carrier: if it is lost (a crash right after commit, a pooler that drops
-/// notifications) the relays' polling still delivers. It runs in a transaction of its own with
-/// `synchronous_commit` off because PostgreSQL holds one database-wide lock from a notifying
-/// transaction's pre-commit to the end of its commit: inside a payment, that lock would span the
-/// payment's WAL flush and queue every payment's commit behind the previous one.
+/// notifications) the relays' polling still delivers. It is a transaction of its own (one
+/// statement, so one round trip) with `synchronous_commit` off because PostgreSQL holds one
+/// database-wide lock from a notifying transaction's pre-commit to the end of its commit:
+/// inside a payment, that lock would span the payment's WAL flush and queue every payment's
+/// commit behind the previous one. Call it outside any transaction block.
 pub fn wake_relays(conn: &mut PgConnection) {
-    let notified = conn.transaction(|conn| {
-        crate::db::cached_sql::cached_sql(
-            "SELECT set_config('synchronous_commit', 'off', true), pg_notify('outbox_events', '')",
-        )
-        .execute(conn)
-    });
+    // set_config(.., true) lasts until the end of the statement's own implicit transaction,
+    // whose commit is the one it should not wait for.
+    let notified = crate::db::cached_sql::cached_sql(
+        "SELECT set_config('synchronous_commit', 'off', true), pg_notify('outbox_events', '')",
+    )
+    .execute(conn);
     if let Err(error) = notified {
         log::warn!("cannot notify relays (polling will deliver) error=\"{error}\"");
     }

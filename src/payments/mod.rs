@@ -5,10 +5,9 @@ use crate::domain::{EntityId, ReservationStatus};
 use crate::outbox::enqueue_event;
 use crate::outbox::events::{ReservationEvent, RESERVATION_CONFIRMED};
 use crate::reservations::{lock_reservation, LockedReservation};
-use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Nullable, Text};
 use serde::Serialize;
 
 /// What a successful payment returns; an idempotent retry returns the same receipt.
@@ -122,23 +121,13 @@ fn pay_in_one_transaction(
             ReservationStatus::Cancelled => return Err(PaymentError::AlreadyCancelled),
             ReservationStatus::Expired => return Err(PaymentError::HoldExpired),
         }
-        let balance = debit_points(conn, user_id, reservation.amount)?;
-        confirm_reservation(conn, reservation.id)?;
-        let payment = insert_payment(conn, &reservation, balance, key)?;
-        insert_ledger_entry(conn, &reservation, payment.id, balance)?;
-        let event = ReservationEvent::about(
-            &reservation,
-            RESERVATION_CONFIRMED,
-            payment.paid_at,
-            payment.paid_at,
-        );
-        enqueue_event(conn, &event.into_outbox_row(trace_context)?)?;
-        Ok(PaymentReceipt {
-            payment_id: payment.id,
-            reservation_id: reservation.id,
-            amount: reservation.amount,
-            balance,
-        })
+        // now() is the transaction's start time, so this is the paid_at the payment row gets.
+        let paid_at = reservation.transaction_time;
+        let event = ReservationEvent::about(&reservation, RESERVATION_CONFIRMED, paid_at, paid_at)
+            .into_outbox_row(trace_context)?;
+        let receipt = record_payment(conn, &reservation, key)?;
+        enqueue_event(conn, &event)?;
+        Ok(receipt)
     })
 }
 
@@ -157,76 +146,43 @@ fn find_payment_by_key(
     .optional()
 }
 
-#[derive(QueryableByName)]
-struct Balance {
-    #[diesel(sql_type = BigInt)]
-    balance: i64,
-}
-
-/// Takes `amount` points from the user; refuses rather than letting the balance go negative
-/// (the `balance >= 0` CHECK backs this up).
-fn debit_points(conn: &mut PgConnection, user_id: i64, amount: i64) -> Result<i64, PaymentError> {
-    let debited: Option<Balance> = cached_sql(
-        "UPDATE users SET balance = balance - $2 WHERE id = $1 AND balance >= $2 RETURNING balance",
-    )
-    .bind::<BigInt, _>(user_id)
-    .bind::<BigInt, _>(amount)
-    .get_result(conn)
-    .optional()?;
-    match debited {
-        Some(row) => Ok(row.balance),
-        None => Err(PaymentError::InsufficientPoints {
-            balance: crate::points::current_balance(conn, user_id)?,
-            price: amount,
-        }),
-    }
-}
-
-fn confirm_reservation(conn: &mut PgConnection, reservation_id: i64) -> QueryResult<usize> {
-    cached_sql("UPDATE reservations SET status = 'confirmed', confirmed_at = now() WHERE id = $1")
-        .bind::<BigInt, _>(reservation_id)
-        .execute(conn)
-}
-
-#[derive(QueryableByName)]
-struct NewPayment {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-    #[diesel(sql_type = Timestamptz)]
-    paid_at: DateTime<Utc>,
-}
-
-fn insert_payment(
+/// Debits the points, confirms the reservation (which marks the seat sold), and writes the
+/// payment and its ledger row: one statement, so one round trip of the payment's transaction.
+/// Each step runs only if the one before it produced a row, so a balance too small for the
+/// price writes nothing and reads as insufficient points (the `balance >= 0` CHECK backs the
+/// debit's guard up).
+fn record_payment(
     conn: &mut PgConnection,
     reservation: &LockedReservation,
-    balance_after: i64,
     key: Option<&IdempotencyKey>,
-) -> QueryResult<NewPayment> {
-    cached_sql(
-        "INSERT INTO payments (reservation_id, user_id, amount, balance_after, idempotency_key) \
-         VALUES ($1, $2, $3, $4, $5) RETURNING id, paid_at",
+) -> Result<PaymentReceipt, PaymentError> {
+    let recorded: Option<PaymentReceipt> = cached_sql(
+        "WITH debited AS ( \
+             UPDATE users SET balance = balance - $3 WHERE id = $2 AND balance >= $3 \
+             RETURNING balance), \
+         confirmed AS ( \
+             UPDATE reservations SET status = 'confirmed', confirmed_at = now() \
+             WHERE id = $1 AND EXISTS (SELECT FROM debited) RETURNING id), \
+         paid AS ( \
+             INSERT INTO payments (reservation_id, user_id, amount, balance_after, idempotency_key) \
+             SELECT confirmed.id, $2, $3, debited.balance, $4 FROM confirmed, debited \
+             RETURNING id, reservation_id, amount, balance_after), \
+         ledger AS ( \
+             INSERT INTO point_ledger (user_id, delta, reason, payment_id, balance_after) \
+             SELECT $2, -amount, 'payment', id, balance_after FROM paid) \
+         SELECT id AS payment_id, reservation_id, amount, balance_after AS balance FROM paid",
     )
     .bind::<BigInt, _>(reservation.id)
     .bind::<BigInt, _>(reservation.user_id)
     .bind::<BigInt, _>(reservation.amount)
-    .bind::<BigInt, _>(balance_after)
     .bind::<Nullable<Text>, _>(key.map(|k| k.0.as_str()))
     .get_result(conn)
-}
-
-fn insert_ledger_entry(
-    conn: &mut PgConnection,
-    reservation: &LockedReservation,
-    payment_id: i64,
-    balance_after: i64,
-) -> QueryResult<usize> {
-    cached_sql(
-        "INSERT INTO point_ledger (user_id, delta, reason, payment_id, balance_after) \
-         VALUES ($1, $2, 'payment', $3, $4)",
-    )
-    .bind::<BigInt, _>(reservation.user_id)
-    .bind::<BigInt, _>(-reservation.amount)
-    .bind::<BigInt, _>(payment_id)
-    .bind::<BigInt, _>(balance_after)
-    .execute(conn)
+    .optional()?;
+    match recorded {
+        Some(receipt) => Ok(receipt),
+        None => Err(PaymentError::InsufficientPoints {
+            balance: crate::points::current_balance(conn, reservation.user_id)?,
+            price: reservation.amount,
+        }),
+    }
 }

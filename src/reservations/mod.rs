@@ -74,7 +74,26 @@ pub enum HoldError {
     Database(#[from] diesel::result::Error),
 }
 
-/// Holds `seat_id` for `user_id` until `ttl` from now, in one statement.
+/// What one hold statement found: the seat (no row at all if there is no such seat) and,
+/// when the hold won, the new reservation.
+#[derive(QueryableByName)]
+struct HoldAttempt {
+    #[diesel(sql_type = BigInt)]
+    seat_id: i64,
+    #[diesel(sql_type = Integer)]
+    seat_no: i32,
+    #[diesel(sql_type = BigInt)]
+    schedule_id: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    id: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    amount: Option<i64>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    held_until: Option<DateTime<Utc>>,
+}
+
+/// Holds `seat_id` for `user_id` until `ttl` from now, in one statement (one round trip, for
+/// winners and losers alike).
 ///
 /// The partial unique index `reservations_one_live_per_seat` is what makes this safe: of any
 /// number of racing holds exactly one inserts, the rest hit the conflict and get nothing back
@@ -87,7 +106,7 @@ pub fn hold_seat(
     seat_id: EntityId,
     ttl: Duration,
 ) -> Result<Reservation, HoldError> {
-    let held: Option<ReservationRow> = cached_sql(
+    let attempt: Option<HoldAttempt> = cached_sql(
         "WITH expired AS ( \
              UPDATE reservations SET status = 'expired' \
              WHERE seat_id = $1 AND status = 'held' AND held_until <= now() \
@@ -97,26 +116,29 @@ pub fn hold_seat(
              SELECT $2, s.id, 'held', s.price, now() + make_interval(secs => $3) \
              FROM seats s WHERE s.id = $1 AND (SELECT count(*) FROM expired) >= 0 \
              ON CONFLICT (seat_id) WHERE status IN ('held', 'confirmed') DO NOTHING \
-             RETURNING id, seat_id, status, amount, held_until) \
-         SELECT held.id, held.seat_id, s.seat_no, s.schedule_id, held.status, held.amount, \
-                held.held_until, NULL::bigint AS payment_id \
-         FROM held JOIN seats s ON s.id = held.seat_id",
+             RETURNING id, amount, held_until) \
+         SELECT s.id AS seat_id, s.seat_no, s.schedule_id, held.id, held.amount, held.held_until \
+         FROM seats s LEFT JOIN held ON true WHERE s.id = $1",
     )
     .bind::<BigInt, _>(seat_id.get())
     .bind::<BigInt, _>(user_id)
     .bind::<Double, _>(ttl.as_secs_f64())
     .get_result(conn)
     .optional()?;
-    match held {
-        Some(row) => Ok(row.try_into()?),
-        None if seat_exists(conn, seat_id)? => Err(HoldError::SeatUnavailable),
-        None => Err(HoldError::UnknownSeat),
+    let attempt = attempt.ok_or(HoldError::UnknownSeat)?;
+    match (attempt.id, attempt.amount, attempt.held_until) {
+        (Some(id), Some(amount), Some(held_until)) => Ok(Reservation {
+            id,
+            seat_id: attempt.seat_id,
+            seat_no: attempt.seat_no,
+            schedule_id: attempt.schedule_id,
+            status: ReservationStatus::Held,
+            amount,
+            held_until,
+            payment_id: None,
+        }),
+        _ => Err(HoldError::SeatUnavailable),
     }
-}
-
-fn seat_exists(conn: &mut PgConnection, seat_id: EntityId) -> QueryResult<bool> {
-    use crate::db::schema::seats;
-    diesel::select(diesel::dsl::exists(seats::table.find(seat_id.get()))).get_result(conn)
 }
 
 /// The caller's reservation `id`; `None` for an unknown id or someone else's reservation, so

@@ -7,7 +7,10 @@
 pub mod backoff;
 pub mod config;
 pub mod delivery;
+mod dispatch;
 mod listener;
+mod maintenance;
+mod outcome;
 pub mod store;
 
 use crate::db::DbPool;
@@ -15,18 +18,14 @@ use crate::error::cause_chain;
 use chrono::{DateTime, Utc};
 use config::{DestinationConfig, RelayConfig};
 use delivery::Verdict;
+use outcome::SortedVerdicts;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use store::{Claim, ClaimedDelivery, Failure};
-use tokio::sync::{Notify, Semaphore};
+use store::Claim;
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-
-/// How often missing `sent_at` stamps are repaired (cheap: it reads unsent events only).
-const REPAIR_INTERVAL: Duration = Duration::from_secs(2);
-/// How often sent events past retention are deleted.
-const RETENTION_INTERVAL: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
@@ -131,71 +130,9 @@ impl Relay {
             return Ok(Round::default());
         }
         let claim = Arc::new(claim);
-        let verdicts = self.post_claim(destination, &claim, shutdown).await;
+        let verdicts =
+            dispatch::post_claim(&self.client, &self.config, destination, &claim, shutdown).await;
         self.record(claim, verdicts).await
-    }
-
-    /// POSTs a claim's events (as one batch, or one by one at bounded concurrency) and
-    /// returns a verdict per outbox id. Ids missing from the answer were cut off, by shutdown
-    /// or because the lease was running out: requests still queued then must not be sent
-    /// under a lease another relay may already hold, so they are released instead.
-    async fn post_claim(
-        &self,
-        destination: &DestinationConfig,
-        claim: &Arc<Claim>,
-        shutdown: &CancellationToken,
-    ) -> Vec<(i64, Verdict)> {
-        let units: Vec<Vec<usize>> = if destination.batch {
-            vec![(0..claim.deliveries.len()).collect()]
-        } else {
-            (0..claim.deliveries.len()).map(|i| vec![i]).collect()
-        };
-        let concurrency = self.config.concurrency;
-        let limit = Arc::new(Semaphore::new(concurrency));
-        let mut tasks = JoinSet::new();
-        for unit in units {
-            let (client, destination, claim, limit) = (
-                self.client.clone(),
-                destination.clone(),
-                claim.clone(),
-                limit.clone(),
-            );
-            tasks.spawn(async move {
-                let _permit = limit.acquire_owned().await;
-                deliver_unit(&client, &destination, &claim.deliveries, &unit, concurrency).await
-            });
-        }
-        let grace = self.config.request_timeout;
-        let shutdown_deadline = async {
-            shutdown.cancelled().await;
-            tokio::time::sleep(grace).await;
-        };
-        let lease_deadline = tokio::time::sleep(config::usable_lease(&self.config));
-        let deadline = async {
-            tokio::select! {
-                _ = shutdown_deadline => {}
-                _ = lease_deadline => log::warn!(
-                    "lease running out destination={}; releasing the unsent rest of the claim",
-                    destination.name
-                ),
-            }
-        };
-        tokio::pin!(deadline);
-        let mut verdicts = Vec::with_capacity(claim.deliveries.len());
-        loop {
-            tokio::select! {
-                next = tasks.join_next() => match next {
-                    Some(Ok(answered)) => verdicts.extend(answered),
-                    Some(Err(error)) => log::error!("delivery task failed error=\"{error}\""),
-                    None => break,
-                },
-                _ = &mut deadline => {
-                    tasks.abort_all();
-                    break;
-                }
-            }
-        }
-        verdicts
     }
 
     /// Acknowledges delivered rows, reschedules failed ones, releases unanswered ones.
@@ -204,67 +141,35 @@ impl Relay {
         claim: Arc<Claim>,
         verdicts: Vec<(i64, Verdict)>,
     ) -> Result<Round, RelayError> {
-        let config = self.config.clone();
-        let by_id: HashMap<i64, &ClaimedDelivery> =
-            claim.deliveries.iter().map(|d| (d.outbox_id, d)).collect();
-        let mut delivered = Vec::new();
-        let mut failures = Vec::new();
-        for (outbox_id, verdict) in &verdicts {
-            let attempts = by_id.get(outbox_id).map_or(1, |d| d.attempts);
-            let retry = |retry_after| {
-                backoff::delay_after(
-                    attempts,
-                    config.backoff_base,
-                    config.backoff_max,
-                    retry_after,
-                )
-            };
-            match verdict {
-                Verdict::Delivered => delivered.push(*outbox_id),
-                Verdict::Retry { error, retry_after } => failures.push(Failure {
-                    outbox_id: *outbox_id,
-                    retry_in: retry(*retry_after),
-                    error: error.clone(),
-                    permanent: false,
-                }),
-                Verdict::Rejected { error } => failures.push(Failure {
-                    outbox_id: *outbox_id,
-                    retry_in: retry(None),
-                    error: error.clone(),
-                    permanent: true,
-                }),
-            }
-        }
-        let answered: std::collections::HashSet<i64> = verdicts.iter().map(|(id, _)| *id).collect();
-        let unanswered: Vec<i64> = claim
-            .deliveries
-            .iter()
-            .map(|d| d.outbox_id)
-            .filter(|id| !answered.contains(id))
-            .collect();
+        let sorted = SortedVerdicts::of(
+            &claim,
+            verdicts,
+            self.config.backoff_base,
+            self.config.backoff_max,
+        );
         let claimed = claim.deliveries.len();
-        let retrying = failures.len();
-        let max_attempts = config.max_attempts;
-        let destination = claim.destination.clone();
+        let retrying = sorted.failures.len();
+        let max_attempts = self.config.max_attempts;
         let committed_at: HashMap<i64, DateTime<Utc>> = claim
             .deliveries
             .iter()
             .map(|d| (d.outbox_id, d.created_at))
             .collect();
+        let destination = claim.destination.clone();
         let (acked, dead, released) = self
             .with_db(move |conn| {
-                let acked = store::acknowledge(conn, &claim, &delivered)?;
-                let dead = store::record_failures(conn, &claim, &failures, max_attempts)?;
-                let released = if unanswered.is_empty() {
+                let acked = store::acknowledge(conn, &claim, &sorted.delivered)?;
+                let dead = store::record_failures(conn, &claim, &sorted.failures, max_attempts)?;
+                let released = if sorted.unanswered.is_empty() {
                     0
                 } else {
-                    store::release(conn, &claim, &unanswered)?
+                    store::release(conn, &claim, &sorted.unanswered)?
                 };
-                if let Some(failure) = failures.first() {
+                if let Some(failure) = sorted.failures.first() {
                     log::warn!(
                         "delivery failed destination={} failed={} first_outbox_id={} error=\"{}\"",
                         claim.destination,
-                        failures.len(),
+                        sorted.failures.len(),
                         failure.outbox_id,
                         failure.error
                     );
@@ -272,26 +177,10 @@ impl Relay {
                 Ok((acked, dead, released))
             })
             .await?;
-        let metrics = crate::metrics::global();
-        let now = Utc::now();
-        for outbox_id in &acked {
-            if let Some(committed) = committed_at.get(outbox_id) {
-                metrics.observe_commit_to_delivery(
-                    &destination,
-                    (now - *committed).to_std().unwrap_or_default(),
-                );
-            }
-        }
-        metrics.observe_delivery(&destination, "delivered", acked.len() as u64);
-        metrics.observe_delivery(&destination, "retry", (retrying - dead) as u64);
-        metrics.observe_delivery(&destination, "dead", dead as u64);
-        if dead > 0 {
-            log::error!("deliveries parked as dead destination={destination} count={dead}; see `outbox-relay status`");
-        }
-        let acked = acked.len();
+        observe_round(&destination, &acked, &committed_at, retrying - dead, dead);
         Ok(Round {
             claimed,
-            delivered: acked,
+            delivered: acked.len(),
             retrying: retrying - dead,
             dead,
             released,
@@ -371,82 +260,6 @@ impl Relay {
             }
         }
     }
-
-    /// Repairs lost `sent_at` stamps every few seconds and applies retention every minute.
-    async fn run_maintenance(self, shutdown: CancellationToken) {
-        let mut last_retention: Option<std::time::Instant> = None;
-        loop {
-            let retention = self.config.retention;
-            let retention_due = last_retention.is_none_or(|at| at.elapsed() >= RETENTION_INTERVAL);
-            if retention_due {
-                last_retention = Some(std::time::Instant::now());
-            }
-            let work = self.with_db(move |conn| {
-                let deleted = if retention_due {
-                    store::delete_sent_events(conn, retention)?
-                } else {
-                    0
-                };
-                Ok((deleted, store::repair_sent_stamps(conn)?))
-            });
-            match work.await {
-                Ok((0, 0)) => {}
-                Ok((deleted, repaired)) => {
-                    log::info!("outbox maintenance deleted={deleted} repaired_sent_at={repaired}")
-                }
-                Err(error) => log::warn!(
-                    "outbox maintenance failed error=\"{}\"",
-                    cause_chain(&error)
-                ),
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(REPAIR_INTERVAL) => {}
-                _ = shutdown.cancelled() => return,
-            }
-        }
-    }
-}
-
-/// Delivers one unit (a batch, or a single event). A rejected batch is retried event by event
-/// at once (at most `concurrency` at a time), so one poison event cannot drag its batch-mates
-/// towards the dead letter.
-async fn deliver_unit(
-    client: &reqwest::Client,
-    destination: &DestinationConfig,
-    deliveries: &[ClaimedDelivery],
-    unit: &[usize],
-    concurrency: usize,
-) -> Vec<(i64, Verdict)> {
-    use futures_util::StreamExt;
-    let events: Vec<&ClaimedDelivery> = unit.iter().map(|&i| &deliveries[i]).collect();
-    let verdict = delivery::post(client, destination, &events).await;
-    if matches!(verdict, Verdict::Rejected { .. }) && events.len() > 1 {
-        // Collected first: a lazy `map` would make the spawned future's type carry a closure
-        // over borrowed events, which cannot be proven Send for every lifetime.
-        let singles: Vec<_> = events
-            .iter()
-            .map(|&event| post_single(client, destination, event))
-            .collect();
-        return futures_util::stream::iter(singles)
-            .buffer_unordered(concurrency)
-            .collect()
-            .await;
-    }
-    events
-        .iter()
-        .map(|event| (event.outbox_id, verdict.clone()))
-        .collect()
-}
-
-async fn post_single(
-    client: &reqwest::Client,
-    destination: &DestinationConfig,
-    event: &ClaimedDelivery,
-) -> (i64, Verdict) {
-    (
-        event.outbox_id,
-        delivery::post(client, destination, &[event]).await,
-    )
 }
 
 fn hostname() -> String {
@@ -459,4 +272,29 @@ fn hostname() -> String {
                 .map(|h| h.trim().to_owned())
         })
         .unwrap_or_else(|| "relay".into())
+}
+
+/// Metrics for one round's outcome: deliveries by outcome, and commit-to-delivery latency of
+/// each acknowledged event.
+fn observe_round(
+    destination: &str,
+    acked: &[i64],
+    committed_at: &HashMap<i64, DateTime<Utc>>,
+    retrying: usize,
+    dead: usize,
+) {
+    let metrics = crate::metrics::global();
+    let now = Utc::now();
+    for committed in acked.iter().filter_map(|id| committed_at.get(id)) {
+        metrics.observe_commit_to_delivery(
+            destination,
+            (now - *committed).to_std().unwrap_or_default(),
+        );
+    }
+    metrics.observe_delivery(destination, "delivered", acked.len() as u64);
+    metrics.observe_delivery(destination, "retry", retrying as u64);
+    metrics.observe_delivery(destination, "dead", dead as u64);
+    if dead > 0 {
+        log::error!("deliveries parked as dead destination={destination} count={dead}; see `outbox-relay status`");
+    }
 }

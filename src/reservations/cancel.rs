@@ -7,6 +7,7 @@ use crate::db::cached_sql::cached_sql;
 use crate::domain::{EntityId, ReservationStatus};
 use crate::outbox::enqueue_event;
 use crate::outbox::events::{ReservationEvent, RESERVATION_CANCELLED};
+use crate::points::{credit_points, Credit};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Timestamptz};
@@ -94,16 +95,10 @@ fn refund(
     )
     .bind::<BigInt, _>(reservation.id)
     .get_result(conn)?;
-    cached_sql(
-        "WITH credited AS ( \
-             UPDATE users SET balance = balance + $2 WHERE id = $1 RETURNING id, balance) \
-         INSERT INTO point_ledger (user_id, delta, reason, payment_id, balance_after) \
-         SELECT id, $2, 'refund', $3, balance FROM credited",
-    )
-    .bind::<BigInt, _>(reservation.user_id)
-    .bind::<BigInt, _>(reservation.amount)
-    .bind::<BigInt, _>(payment.payment_id)
-    .execute(conn)?;
+    let refund = Credit::Refund {
+        payment_id: payment.payment_id,
+    };
+    credit_points(conn, reservation.user_id, reservation.amount, refund)?;
     let event = ReservationEvent::about(
         reservation,
         RESERVATION_CANCELLED,

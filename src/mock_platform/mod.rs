@@ -102,14 +102,7 @@ async fn receive_reservations(
     req: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
-    receive(
-        &platform,
-        &platform.reservations,
-        "reservations",
-        &req,
-        &body,
-    )
-    .await
+    receive(&platform, &platform.reservations, &req, &body).await
 }
 
 async fn receive_notifications(
@@ -117,20 +110,12 @@ async fn receive_notifications(
     req: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
-    receive(
-        &platform,
-        &platform.notifications,
-        "notifications",
-        &req,
-        &body,
-    )
-    .await
+    receive(&platform, &platform.notifications, &req, &body).await
 }
 
 async fn receive(
     platform: &Platform,
     inbox: &Mutex<Inbox>,
-    channel: &str,
     req: &HttpRequest,
     body: &[u8],
 ) -> HttpResponse {
@@ -176,7 +161,7 @@ async fn receive(
         }
     }
     if let Some(log) = &platform.log {
-        append_log(log, channel, &accepted);
+        append_log(log, &accepted);
     }
     HttpResponse::Ok().json(json!({"accepted": accepted.len(), "duplicates": duplicates}))
 }
@@ -200,10 +185,10 @@ fn parse_events(body: &[u8]) -> Result<Vec<(String, Value)>, String> {
         .collect()
 }
 
-fn append_log(log: &Mutex<File>, channel: &str, events: &[Value]) {
+fn append_log(log: &Mutex<File>, events: &[Value]) {
     let mut file = lock(log);
     for event in events {
-        if let Err(error) = writeln!(file, "{}", json!({"channel": channel, "event": event})) {
+        if let Err(error) = writeln!(file, "{event}") {
             log::error!("cannot append to the event log error=\"{error}\"");
         }
     }

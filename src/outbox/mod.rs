@@ -45,8 +45,14 @@ pub fn enqueue_event(conn: &mut PgConnection, event: &NewEvent) -> QueryResult<i
 /// statement, so one round trip) with `synchronous_commit` off because PostgreSQL holds one
 /// database-wide lock from a notifying transaction's pre-commit to the end of its commit:
 /// inside a payment, that lock would span the payment's WAL flush and queue every payment's
-/// commit behind the previous one. Call it outside any transaction block.
+/// commit behind the previous one.
 pub fn wake_relays(conn: &mut PgConnection) {
+    if in_transaction(conn) {
+        // Turning synchronous_commit off here would apply to the caller's commit: a payment
+        // answered 200 could then be lost in a crash. Polling delivers without the hint.
+        log::error!("wake_relays called inside a transaction; not notifying");
+        return;
+    }
     // set_config(.., true) lasts until the end of the statement's own implicit transaction,
     // whose commit is the one it should not wait for.
     let notified = crate::db::cached_sql::cached_sql(
@@ -56,4 +62,11 @@ pub fn wake_relays(conn: &mut PgConnection) {
     if let Err(error) = notified {
         log::warn!("cannot notify relays (polling will deliver) error=\"{error}\"");
     }
+}
+
+fn in_transaction(conn: &mut PgConnection) -> bool {
+    use diesel::connection::{Connection, TransactionManager};
+    let status =
+        <PgConnection as Connection>::TransactionManager::transaction_manager_status_mut(conn);
+    !matches!(status.transaction_depth(), Ok(None))
 }

@@ -53,6 +53,8 @@ pub enum PaymentError {
     HoldExpired,
     #[error("insufficient points: balance {balance}, price {price}")]
     InsufficientPoints { balance: i64, price: i64 },
+    #[error("reservation {0} was no longer held when its payment was written")]
+    NotHeld(i64),
     #[error("idempotency key already used for another reservation")]
     IdempotencyKeyReused,
     #[error("cannot encode the event payload")]
@@ -162,7 +164,7 @@ fn record_payment(
              RETURNING balance), \
          confirmed AS ( \
              UPDATE reservations SET status = 'confirmed', confirmed_at = now() \
-             WHERE id = $1 AND EXISTS (SELECT FROM debited) RETURNING id), \
+             WHERE id = $1 AND status = 'held' AND EXISTS (SELECT FROM debited) RETURNING id), \
          paid AS ( \
              INSERT INTO payments (reservation_id, user_id, amount, balance_after, idempotency_key) \
              SELECT confirmed.id, $2, $3, debited.balance, $4 FROM confirmed, debited \
@@ -178,11 +180,18 @@ fn record_payment(
     .bind::<Nullable<Text>, _>(key.map(|k| k.0.as_str()))
     .get_result(conn)
     .optional()?;
-    match recorded {
-        Some(receipt) => Ok(receipt),
-        None => Err(PaymentError::InsufficientPoints {
-            balance: crate::points::current_balance(conn, reservation.user_id)?,
+    if let Some(receipt) = recorded {
+        return Ok(receipt);
+    }
+    // Nothing was written: the debit's guard refused, or (which the row lock rules out) the
+    // reservation stopped being `held`; the rollback undoes the debit in that case.
+    let balance = crate::points::current_balance(conn, reservation.user_id)?;
+    if balance < reservation.amount {
+        Err(PaymentError::InsufficientPoints {
+            balance,
             price: reservation.amount,
-        }),
+        })
+    } else {
+        Err(PaymentError::NotHeld(reservation.id))
     }
 }

@@ -16,7 +16,7 @@ use serde::Serialize;
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Cancellation {
     pub reservation_id: i64,
-    pub status: &'static str,
+    pub status: ReservationStatus,
     /// Points given back (0 when only a hold was released).
     pub refunded: i64,
     pub balance: i64,
@@ -65,7 +65,7 @@ fn cancel_in_one_transaction(
         mark_cancelled(conn, reservation.id)?;
         Ok(Cancellation {
             reservation_id: reservation.id,
-            status: "cancelled",
+            status: ReservationStatus::Cancelled,
             refunded,
             balance: crate::points::current_balance(conn, user_id)?,
         })

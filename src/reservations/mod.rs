@@ -11,57 +11,24 @@ use diesel::sql_types::{BigInt, Bool, Double, Integer, Nullable, Text, Timestamp
 use serde::Serialize;
 use std::time::Duration;
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, QueryableByName, utoipa::ToSchema)]
 pub struct Reservation {
+    #[diesel(sql_type = BigInt)]
     pub id: i64,
+    #[diesel(sql_type = BigInt)]
     pub seat_id: i64,
-    pub seat_no: i32,
-    pub schedule_id: i64,
-    pub status: ReservationStatus,
-    pub amount: i64,
-    pub held_until: DateTime<Utc>,
-    pub payment_id: Option<i64>,
-}
-
-#[derive(QueryableByName)]
-struct ReservationRow {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-    #[diesel(sql_type = BigInt)]
-    seat_id: i64,
     #[diesel(sql_type = Integer)]
-    seat_no: i32,
+    pub seat_no: i32,
     #[diesel(sql_type = BigInt)]
-    schedule_id: i64,
+    pub schedule_id: i64,
     #[diesel(sql_type = Text)]
-    status: String,
+    pub status: ReservationStatus,
     #[diesel(sql_type = BigInt)]
-    amount: i64,
+    pub amount: i64,
     #[diesel(sql_type = Timestamptz)]
-    held_until: DateTime<Utc>,
+    pub held_until: DateTime<Utc>,
     #[diesel(sql_type = Nullable<BigInt>)]
-    payment_id: Option<i64>,
-}
-
-impl TryFrom<ReservationRow> for Reservation {
-    type Error = diesel::result::Error;
-
-    fn try_from(row: ReservationRow) -> Result<Self, Self::Error> {
-        let status = row
-            .status
-            .parse()
-            .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))?;
-        Ok(Reservation {
-            id: row.id,
-            seat_id: row.seat_id,
-            seat_no: row.seat_no,
-            schedule_id: row.schedule_id,
-            status,
-            amount: row.amount,
-            held_until: row.held_until,
-            payment_id: row.payment_id,
-        })
-    }
+    pub payment_id: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,8 +63,9 @@ struct HoldAttempt {
 /// winners and losers alike).
 ///
 /// The partial unique index `reservations_one_live_per_seat` is what makes this safe: of any
-/// number of racing holds exactly one inserts, the rest hit the conflict and get nothing back
-/// (they wait only for the winner's single statement, never for a long transaction). A hold
+/// number of racing holds exactly one inserts, the rest hit the conflict and get the seat row
+/// without a reservation (they wait only for the winner's single statement, never for a long
+/// transaction). A hold
 /// whose time ran out is first marked `expired`, so an unswept expired hold never blocks the
 /// seat; the `expired` step runs first because the insert reads its row count.
 pub fn hold_seat(
@@ -148,7 +116,7 @@ pub fn find_reservation(
     user_id: i64,
     id: EntityId,
 ) -> QueryResult<Option<Reservation>> {
-    let row: Option<ReservationRow> = cached_sql(
+    cached_sql(
         "SELECT r.id, r.seat_id, s.seat_no, s.schedule_id, \
                 CASE WHEN r.status = 'held' AND r.held_until <= now() THEN 'expired' \
                      ELSE r.status END AS status, \
@@ -161,8 +129,7 @@ pub fn find_reservation(
     .bind::<BigInt, _>(id.get())
     .bind::<BigInt, _>(user_id)
     .get_result(conn)
-    .optional()?;
-    row.map(Reservation::try_from).transpose()
+    .optional()
 }
 
 /// A reservation locked `FOR UPDATE` for a use case that changes it, with what its events need.

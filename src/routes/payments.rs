@@ -36,6 +36,7 @@ impl From<PaymentError> for ApiError {
             }
             PaymentError::IdempotencyKeyReused => ApiError::IdempotencyKeyReused,
             PaymentError::Payload(e) => ApiError::internal(e),
+            error @ PaymentError::NotHeld(_) => ApiError::internal(error),
             PaymentError::Database(e) => e.into(),
         }
     }

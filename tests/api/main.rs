@@ -8,6 +8,7 @@ mod delivery;
 mod delivery_helpers;
 mod helpers;
 mod holds;
+mod mock_platform;
 mod observability;
 mod one_command;
 mod openapi;

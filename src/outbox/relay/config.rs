@@ -23,6 +23,21 @@ pub struct DestinationConfig {
     pub batch: bool,
 }
 
+impl DestinationConfig {
+    /// The URL without any `user:password@`, for logs.
+    pub fn url_for_logs(&self) -> String {
+        match reqwest::Url::parse(&self.url) {
+            Ok(mut url) => {
+                // Both only fail for URLs that cannot carry credentials at all.
+                let _ = url.set_password(None);
+                let _ = url.set_username("");
+                url.to_string()
+            }
+            Err(_) => "<unparsable url>".into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
     pub database_url: Secret,
@@ -273,6 +288,14 @@ mod tests {
             map.insert(k.to_string(), v.to_string());
         }
         RelayConfig::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn credentials_in_a_destination_url_never_reach_the_logs() {
+        let config =
+            config_from(&[("DATA_PLATFORM_URL", "https://relay:s3cret@platform.example")]).unwrap();
+        let shown = config.destinations[0].url_for_logs();
+        assert_eq!(shown, "https://platform.example/reservations");
     }
 
     #[test]

@@ -194,7 +194,7 @@ impl Relay {
         log::info!(
             "relay started owner={} destinations={} workers={} batch_size={} concurrency={} poll_interval_ms={} listen={}",
             self.owner,
-            self.config.destinations.iter().map(|d| format!("{}@{}", d.name, d.url)).collect::<Vec<_>>().join(","),
+            self.config.destinations.iter().map(|d| format!("{}@{}", d.name, d.url_for_logs())).collect::<Vec<_>>().join(","),
             self.config.workers,
             self.config.batch_size,
             self.config.concurrency,

@@ -171,8 +171,8 @@ pub fn record_failures(
     }
     #[derive(QueryableByName)]
     struct Outcome {
-        #[diesel(sql_type = Text)]
-        status: String,
+        #[diesel(sql_type = Bool)]
+        dead: bool,
     }
     let ids: Vec<i64> = failures.iter().map(|f| f.outbox_id).collect();
     let delays: Vec<f64> = failures.iter().map(|f| f.retry_in.as_secs_f64()).collect();
@@ -186,7 +186,7 @@ pub fn record_failures(
              lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL \
          FROM unnest($2::bigint[], $3::float8[], $4::text[], $6::bool[]) AS f(outbox_id, delay, error, permanent) \
          WHERE d.destination = $1 AND d.outbox_id = f.outbox_id AND d.lease_token = $7 AND d.status = 'pending' \
-         RETURNING d.status",
+         RETURNING d.status = 'dead' AS dead",
     )
     .bind::<Text, _>(&claim.destination)
     .bind::<Array<BigInt>, _>(&ids)
@@ -196,7 +196,7 @@ pub fn record_failures(
     .bind::<Array<Bool>, _>(&permanent)
     .bind::<SqlUuid, _>(claim.token)
     .load(conn)?;
-    Ok(outcomes.iter().filter(|o| o.status == "dead").count())
+    Ok(outcomes.iter().filter(|o| o.dead).count())
 }
 
 /// Gives back a claim's undelivered rows (on shutdown) so another relay can take them at once;

@@ -15,3 +15,4 @@ mod openapi;
 mod outbox_table;
 mod payments;
 mod points;
+mod relay_processes;

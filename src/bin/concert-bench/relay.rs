@@ -39,6 +39,9 @@ pub struct RelayArgs {
     /// RELAY_CONCURRENCY: POSTs in flight at once in single mode.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
+    /// RELAY_WORKERS: claim loops per destination.
+    #[arg(long, default_value_t = 2)]
+    pub workers: u32,
     #[command(flatten)]
     pub latency: LatencyArgs,
     /// Skip the latency part (drain only).
@@ -51,6 +54,7 @@ pub struct RelayReport {
     pub events: usize,
     pub batch_size: u32,
     pub concurrency: usize,
+    pub workers: u32,
     pub single: DrainRun,
     pub batched: DrainRun,
     pub baseline_single: BaselineRun,
@@ -107,6 +111,7 @@ pub async fn run(server_url: &str, args: &RelayArgs) -> BenchResult<RelayReport>
         events: args.events,
         batch_size: args.batch_size,
         concurrency: args.concurrency,
+        workers: args.workers,
         single,
         batched,
         baseline_single,
@@ -223,12 +228,13 @@ fn data_platform_relay(
         ("RELAY_BATCH_SIZE", args.batch_size.to_string()),
         ("RELAY_CONCURRENCY", args.concurrency.to_string()),
         ("DATA_PLATFORM_BATCH", batch.to_string()),
+        ("RELAY_WORKERS", args.workers.to_string()),
     ]);
     let mut config = RelayConfig::from_lookup(|name| settings.get(name).cloned())?;
     // Without this the relay would register `notification` again at start-up.
     config.destinations.retain(|d| d.name == "data_platform");
-    // Sized like `outbox-relay`'s pool: two per destination loop, plus listener and upkeep.
-    let pool = db.pool(4)?;
+    // Sized like `outbox-relay`'s pool (`RelayConfig::pool_size`).
+    let pool = db.pool(config.pool_size())?;
     Ok(Relay::new(config, pool)?)
 }
 
@@ -290,8 +296,8 @@ impl fmt::Display for RelayReport {
         writeln!(
             f,
             "destinations: data_platform only (the 'notification' row was deleted and the relay \
-             configured without it); RELAY_BATCH_SIZE={} RELAY_CONCURRENCY={}",
-            self.batch_size, self.concurrency
+             configured without it); RELAY_BATCH_SIZE={} RELAY_CONCURRENCY={} RELAY_WORKERS={}",
+            self.batch_size, self.concurrency, self.workers
         )?;
         let rows = [
             (&self.single, &self.baseline_single, SINGLE_TARGET),

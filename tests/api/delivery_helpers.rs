@@ -71,6 +71,20 @@ impl MockPlatform {
             .unwrap()
     }
 
+    /// Waits until both destinations hold every event of `expected` and the outbox has marked
+    /// them all sent, then checks each reservation's events arrived in commit order.
+    pub async fn assert_all_delivered_in_order(
+        &self,
+        db: &TestDb,
+        expected: &HashSet<String>,
+        timeout: Duration,
+    ) {
+        self.wait_for_all("reservations", expected, timeout).await;
+        self.wait_for_all("notifications", expected, timeout).await;
+        wait_until_all_sent(db, timeout).await;
+        assert_in_aggregate_order(&self.received().await);
+    }
+
     /// Waits until `channel` holds every one of `expected` event ids.
     pub async fn wait_for_all(
         &self,

@@ -1,8 +1,8 @@
 -- cancel.sql: reservations::cancel_reservation of a paid reservation (refund, mark_cancelled).
 -- Not measured: the seat pick, the hold and record_payment, each autocommit, which create the
 -- paid reservation to cancel (without the payment's outbox event, which cancel does not read).
--- Measured: BEGIN .. COMMIT (lock_reservation, refund's three statements, mark_cancelled,
--- current_balance), then outbox::wake_relays, the autocommit statement after the commit.
+-- Measured: BEGIN .. COMMIT (lock_reservation, refund's three statements, mark_cancelled),
+-- then outbox::wake_relays, the autocommit statement after the commit.
 \set uid random(1, 1000)
 SELECT nextval('bench_seat') AS seat, gen_random_uuid() AS eid \gset
 WITH expired AS ( -- hold_seat (setup)
@@ -52,6 +52,5 @@ VALUES (':eid', 'reservation', :r_id, 'reservation.cancelled',
         '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01')
 RETURNING "outbox"."id";
 UPDATE reservations SET status = 'cancelled', cancelled_at = now() WHERE id = :r_id;
-SELECT "users"."balance" FROM "users" WHERE ("users"."id" = :uid);
 COMMIT;
 SELECT set_config('synchronous_commit', 'off', true), pg_notify('outbox_events', '');

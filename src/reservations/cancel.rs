@@ -56,18 +56,20 @@ fn cancel_in_one_transaction(
     conn.transaction(|conn| {
         let reservation =
             lock_reservation(conn, user_id, reservation_id)?.ok_or(CancelError::NotFound)?;
-        let refunded = match reservation.status {
+        let (refunded, balance) = match reservation.status {
             ReservationStatus::Cancelled => return Err(CancelError::AlreadyCancelled),
             ReservationStatus::Confirmed => refund(conn, &reservation, trace_context)?,
             // A hold (live, lapsed or expired) holds no money: releasing it is enough.
-            ReservationStatus::Held | ReservationStatus::Expired => 0,
+            ReservationStatus::Held | ReservationStatus::Expired => {
+                (0, crate::points::current_balance(conn, user_id)?)
+            }
         };
         mark_cancelled(conn, reservation.id)?;
         Ok(Cancellation {
             reservation_id: reservation.id,
             status: ReservationStatus::Cancelled,
             refunded,
-            balance: crate::points::current_balance(conn, user_id)?,
+            balance,
         })
     })
 }
@@ -83,12 +85,13 @@ struct Refunded {
 }
 
 /// The compensation of a payment: credit the points back, mark the payment refunded, record
-/// the ledger row, and tell the platform with a `reservation.cancelled` event.
+/// the ledger row, and tell the platform with a `reservation.cancelled` event. Returns the
+/// points given back and the balance they left.
 fn refund(
     conn: &mut PgConnection,
     reservation: &LockedReservation,
     trace_context: Option<String>,
-) -> Result<i64, CancelError> {
+) -> Result<(i64, i64), CancelError> {
     let payment: Refunded = cached_sql(
         "UPDATE payments SET status = 'refunded', refunded_at = now() \
          WHERE reservation_id = $1 AND status = 'completed' RETURNING id AS payment_id, paid_at, refunded_at",
@@ -98,7 +101,7 @@ fn refund(
     let refund = Credit::Refund {
         payment_id: payment.payment_id,
     };
-    credit_points(conn, reservation.user_id, reservation.amount, refund)?;
+    let balance = credit_points(conn, reservation.user_id, reservation.amount, refund)?;
     let event = ReservationEvent::about(
         reservation,
         RESERVATION_CANCELLED,
@@ -106,7 +109,7 @@ fn refund(
         payment.paid_at,
     );
     enqueue_event(conn, &event.into_outbox_row(trace_context)?)?;
-    Ok(reservation.amount)
+    Ok((reservation.amount, balance))
 }
 
 /// Leaving `held`/`confirmed` takes the row out of `reservations_one_live_per_seat`, which is

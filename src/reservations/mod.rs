@@ -65,9 +65,9 @@ struct HoldAttempt {
 /// The partial unique index `reservations_one_live_per_seat` is what makes this safe: of any
 /// number of racing holds exactly one inserts, the rest hit the conflict and get the seat row
 /// without a reservation (they wait only for the winner's single statement, never for a long
-/// transaction). A hold
-/// whose time ran out is first marked `expired`, so an unswept expired hold never blocks the
-/// seat; the `expired` step runs first because the insert reads its row count.
+/// transaction). A hold whose time ran out is first marked `expired`, so an unswept expired
+/// hold never blocks the seat; the `expired` step runs first because the insert reads its row
+/// count.
 pub fn hold_seat(
     conn: &mut PgConnection,
     user_id: i64,

@@ -19,6 +19,7 @@ diesel::table! {
         trace_context -> Nullable<Text>,
         created_at -> Timestamptz,
         sent_at -> Nullable<Timestamptz>,
+        pending_deliveries -> Int4,
     }
 }
 
@@ -35,7 +36,6 @@ diesel::table! {
         lease_owner -> Nullable<Text>,
         lease_token -> Nullable<Uuid>,
         lease_expires_at -> Nullable<Timestamptz>,
-        sent_at -> Nullable<Timestamptz>,
     }
 }
 

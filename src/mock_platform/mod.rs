@@ -46,6 +46,9 @@ struct Inbox {
     events: Vec<Value>,
     seen: HashSet<String>,
     duplicates: u64,
+    /// Requests answered with an error (down, injected failure, refused or malformed), so a
+    /// test can tell that its events arrived through retries.
+    failed_requests: u64,
     /// `traceparent` headers in arrival order, to follow a payment into the platform.
     traceparents: Vec<String>,
 }
@@ -114,6 +117,19 @@ async fn receive_notifications(
 }
 
 async fn receive(
+    platform: &Platform,
+    inbox: &Mutex<Inbox>,
+    req: &HttpRequest,
+    body: &[u8],
+) -> HttpResponse {
+    let answer = accept(platform, inbox, req, body).await;
+    if !answer.status().is_success() {
+        lock(inbox).failed_requests += 1;
+    }
+    answer
+}
+
+async fn accept(
     platform: &Platform,
     inbox: &Mutex<Inbox>,
     req: &HttpRequest,
@@ -197,7 +213,8 @@ fn append_log(log: &Mutex<File>, events: &[Value]) {
 async fn received(platform: web::Data<Platform>) -> HttpResponse {
     let view = |inbox: &Mutex<Inbox>| {
         let inbox = lock(inbox);
-        json!({"events": inbox.events, "duplicates": inbox.duplicates, "traceparents": inbox.traceparents})
+        json!({"events": inbox.events, "duplicates": inbox.duplicates,
+               "failed_requests": inbox.failed_requests, "traceparents": inbox.traceparents})
     };
     HttpResponse::Ok().json(json!({
         "reservations": view(&platform.reservations),

@@ -72,7 +72,7 @@ pub fn outbox_status(conn: &mut PgConnection) -> QueryResult<OutboxStatus> {
                 extract(epoch FROM now() - min(o.created_at) FILTER (WHERE d.status = 'pending'))::float8 \
                     AS oldest_pending_age_seconds \
          FROM outbox_destinations dest \
-         LEFT JOIN outbox_deliveries d ON d.destination = dest.name AND d.status <> 'sent' \
+         LEFT JOIN outbox_deliveries d ON d.destination = dest.name \
          LEFT JOIN outbox o ON o.id = d.outbox_id \
          GROUP BY dest.name ORDER BY dest.name",
     )

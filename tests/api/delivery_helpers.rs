@@ -229,14 +229,16 @@ pub fn assert_in_aggregate_order(received: &Value) {
     }
 }
 
-/// Waits until no outbox row is unsent, then checks every delivery row is sent.
+/// Waits until every outbox row is marked sent, then checks no delivery is still owed (an
+/// acknowledged delivery is deleted) and no event still counts one.
 pub async fn wait_until_all_sent(db: &TestDb, timeout: Duration) {
     eventually("every outbox row marked sent", timeout, || async {
         (db.scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0).then_some(())
     })
     .await;
+    assert_eq!(db.scalar("SELECT count(*) FROM outbox_deliveries"), 0);
     assert_eq!(
-        db.scalar("SELECT count(*) FROM outbox_deliveries WHERE status <> 'sent'"),
+        db.scalar("SELECT count(*) FROM outbox WHERE pending_deliveries <> 0"),
         0
     );
 }

@@ -95,4 +95,9 @@ async fn faults_switched_at_run_time_refuse_deliveries_without_storing_them() {
     let received = mock.received().await;
     assert_eq!(received["reservations"]["events"], json!([event("a")]));
     assert_eq!(received["reservations"]["duplicates"], 0);
+    assert_eq!(
+        received["reservations"]["failed_requests"], 3,
+        "503, 500 and 400 were answered"
+    );
+    assert_eq!(received["notifications"]["failed_requests"], 0);
 }

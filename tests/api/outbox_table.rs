@@ -1,70 +1,86 @@
-//! The outbox table at scale: the claim stays an index scan next to a million sent rows, and
-//! retention removes sent rows while keeping dead and pending ones.
+//! The outbox table at scale: the claim and the acknowledgement stay index scans next to a
+//! million sent events, retention removes sent events while keeping dead and pending ones, and
+//! an event is stamped sent exactly when its last delivery is acknowledged.
 use crate::delivery_helpers::write_events;
-use crate::helpers::TestDb;
-use concert_outbox::outbox::relay::store::{self, CLAIM_DUE_DELIVERIES};
+use crate::helpers::{eventually, TestDb};
+use concert_outbox::outbox::relay::store::{self, ACKNOWLEDGE, CLAIM_DUE_DELIVERIES};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Double, Text, Uuid as SqlUuid};
+use diesel::sql_types::{Array, BigInt, Double, Text, Uuid as SqlUuid};
 use std::time::Duration;
 
-fn explain_claim(db: &TestDb) -> String {
-    #[derive(QueryableByName)]
-    struct Line {
-        #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
-        line: String,
-    }
-    diesel::sql_query(format!("EXPLAIN {CLAIM_DUE_DELIVERIES}"))
-        .bind::<Text, _>("data_platform")
-        .bind::<BigInt, _>(100)
-        .bind::<Text, _>("test")
-        .bind::<SqlUuid, _>(uuid::Uuid::new_v4())
-        .bind::<Double, _>(30.0)
-        .load::<Line>(&mut db.connect())
-        .unwrap()
+#[derive(QueryableByName)]
+struct PlanLine {
+    #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+    line: String,
+}
+
+fn plan_of(lines: Vec<PlanLine>) -> String {
+    lines
         .into_iter()
         .map(|l| l.line)
         .collect::<Vec<_>>()
         .join("\n")
 }
 
-/// Inserts `events` events delivered to every destination a day ago, in bulk: the per-row
-/// fan-out trigger and foreign-key checks are switched off for the insert only.
+/// Whether `plan` reads the whole `outbox` table (`outbox_deliveries` holds only what is still
+/// owed, so scanning it is the planner's right choice while it is small).
+fn scans_the_outbox(plan: &str) -> bool {
+    plan.lines()
+        .any(|line| line.contains("Seq Scan on outbox ") || line.contains("Seq Scan on outbox o "))
+}
+
+fn explain_claim(db: &TestDb) -> String {
+    plan_of(
+        diesel::sql_query(format!("EXPLAIN {CLAIM_DUE_DELIVERIES}"))
+            .bind::<Text, _>("data_platform")
+            .bind::<BigInt, _>(100)
+            .bind::<Text, _>("test")
+            .bind::<SqlUuid, _>(uuid::Uuid::new_v4())
+            .bind::<Double, _>(30.0)
+            .load(&mut db.connect())
+            .unwrap(),
+    )
+}
+
+fn explain_acknowledge(db: &TestDb, outbox_ids: &[i64]) -> String {
+    plan_of(
+        diesel::sql_query(format!("EXPLAIN {ACKNOWLEDGE}"))
+            .bind::<Text, _>("data_platform")
+            .bind::<Array<BigInt>, _>(outbox_ids)
+            .bind::<SqlUuid, _>(uuid::Uuid::new_v4())
+            .load(&mut db.connect())
+            .unwrap(),
+    )
+}
+
+/// Inserts `events` events delivered to every destination a day ago, in bulk: acknowledged
+/// deliveries are deleted, so a sent event is an `outbox` row with `sent_at` and no delivery
+/// rows. The outbox's triggers are switched off for the insert only.
 fn insert_sent_events(db: &TestDb, events: i64) {
-    db.execute("ALTER TABLE outbox DISABLE TRIGGER outbox_fan_out");
+    db.execute("ALTER TABLE outbox DISABLE TRIGGER USER");
     db.execute(&format!(
         "INSERT INTO outbox (event_id, aggregate_type, aggregate_id, event_type, payload, created_at, sent_at) \
          SELECT gen_random_uuid(), 'reservation', g, 'reservation.confirmed', '{{}}'::jsonb, \
                 now() - interval '1 day', now() - interval '1 day' \
          FROM generate_series(1, {events}) AS g"
     ));
-    db.execute("ALTER TABLE outbox ENABLE TRIGGER outbox_fan_out");
-    db.execute("ALTER TABLE outbox_deliveries DISABLE TRIGGER ALL");
-    db.execute(
-        "INSERT INTO outbox_deliveries (outbox_id, destination, aggregate_type, aggregate_id, status, attempts, sent_at) \
-         SELECT id, d.name, aggregate_type, aggregate_id, 'sent', 1, sent_at \
-         FROM outbox, outbox_destinations d WHERE outbox.sent_at IS NOT NULL",
-    );
-    db.execute("ALTER TABLE outbox_deliveries ENABLE TRIGGER ALL");
-    db.execute("ANALYZE outbox_deliveries");
+    db.execute("ALTER TABLE outbox ENABLE TRIGGER USER");
     db.execute("ANALYZE outbox");
 }
 
 #[tokio::test]
-async fn the_claim_stays_an_index_scan_beside_a_million_sent_deliveries() {
+async fn claim_and_acknowledgement_stay_index_scans_beside_a_million_sent_events() {
     let db = TestDb::create();
-    insert_sent_events(&db, 500_000);
-    assert_eq!(
-        db.scalar("SELECT count(*) FROM outbox_deliveries WHERE status = 'sent'"),
-        1_000_000
-    );
+    insert_sent_events(&db, 1_000_000);
     let pending = write_events(&db, 10, 1);
+    db.execute("ANALYZE outbox_deliveries");
 
     let plan = explain_claim(&db);
     assert!(
-        plan.contains("outbox_deliveries_due"),
-        "the claim should walk the pending-only index:\n{plan}"
+        plan.contains("Index Scan using outbox_pkey on outbox"),
+        "the claim should read events by primary key:\n{plan}"
     );
-    assert!(!plan.contains("Seq Scan on outbox_deliveries"), "{plan}");
+    assert!(!scans_the_outbox(&plan), "{plan}");
     let claim = store::claim_due_deliveries(
         &mut db.connect(),
         "data_platform",
@@ -74,6 +90,16 @@ async fn the_claim_stays_an_index_scan_beside_a_million_sent_deliveries() {
     )
     .unwrap();
     assert_eq!(claim.deliveries.len(), pending.len());
+
+    let ids: Vec<i64> = claim.deliveries.iter().map(|d| d.outbox_id).collect();
+    let plan = explain_acknowledge(&db, &ids);
+    assert!(!scans_the_outbox(&plan), "{plan}");
+    assert_eq!(
+        store::acknowledge(&mut db.connect(), &claim, &ids)
+            .unwrap()
+            .len(),
+        pending.len()
+    );
 }
 
 #[tokio::test]
@@ -102,8 +128,8 @@ async fn retention_deletes_old_sent_events_and_keeps_dead_and_pending_ones() {
 async fn retention_keeps_recently_sent_events() {
     let db = TestDb::create();
     write_events(&db, 3, 1);
-    db.execute("UPDATE outbox_deliveries SET status = 'sent', sent_at = now()");
-    db.execute("UPDATE outbox SET sent_at = now()");
+    db.execute("DELETE FROM outbox_deliveries");
+    db.execute("UPDATE outbox SET sent_at = now(), pending_deliveries = 0");
     assert_eq!(
         store::delete_sent_events(&mut db.connect(), Duration::from_secs(3600)).unwrap(),
         0
@@ -111,16 +137,78 @@ async fn retention_keeps_recently_sent_events() {
     assert_eq!(db.scalar("SELECT count(*) FROM outbox"), 3);
 }
 
-#[tokio::test]
-async fn a_lost_sent_stamp_is_repaired() {
+/// Both destinations acknowledge one event at the same moment. The second acknowledgement
+/// waits on the event's row until the first commits, then sees its decrement, so the event is
+/// stamped sent once both are in: the stamp is never lost between two acknowledgements.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_of_two_simultaneous_acknowledgements_stamps_the_event() {
     let db = TestDb::create();
-    write_events(&db, 2, 1);
-    // A relay killed between acknowledging the last destination and stamping the event.
-    db.execute("UPDATE outbox_deliveries SET status = 'sent', sent_at = now()");
-    assert_eq!(store::repair_sent_stamps(&mut db.connect()).unwrap(), 2);
+    write_events(&db, 1, 1);
+    let claim = |destination: &str| {
+        store::claim_due_deliveries(
+            &mut db.connect(),
+            destination,
+            "test",
+            10,
+            Duration::from_secs(30),
+        )
+        .unwrap()
+    };
+    let (data_platform, notification) = (claim("data_platform"), claim("notification"));
+    let id = data_platform.deliveries[0].outbox_id;
+
+    let mut first = db.connect();
+    diesel::sql_query("BEGIN").execute(&mut first).unwrap();
     assert_eq!(
-        db.scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL"),
-        0
+        store::acknowledge(&mut first, &data_platform, &[id]).unwrap(),
+        vec![id]
+    );
+    let second = {
+        let mut conn = db.connect();
+        std::thread::spawn(move || store::acknowledge(&mut conn, &notification, &[id]).unwrap())
+    };
+    eventually(
+        "the second acknowledgement waits on the event's row",
+        Duration::from_secs(10),
+        || async {
+            let waiting = db.scalar(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            );
+            (waiting == 1).then_some(())
+        },
+    )
+    .await;
+    diesel::sql_query("COMMIT").execute(&mut first).unwrap();
+    assert_eq!(second.join().unwrap(), vec![id]);
+
+    assert_eq!(
+        db.scalar(
+            "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL AND pending_deliveries = 0"
+        ),
+        1
+    );
+    assert_eq!(db.scalar("SELECT count(*) FROM outbox_deliveries"), 0);
+}
+
+/// The count of deliveries owed is set as the event is written, from the destinations
+/// registered then; with none registered, the event is sent as soon as it exists.
+#[tokio::test]
+async fn an_event_owes_one_delivery_per_registered_destination() {
+    let db = TestDb::create();
+    write_events(&db, 1, 1);
+    assert_eq!(
+        db.scalar("SELECT pending_deliveries::bigint FROM outbox"),
+        2
+    );
+    db.execute("DELETE FROM outbox");
+    db.execute("DELETE FROM outbox_destinations");
+    write_events(&db, 1, 1);
+    assert_eq!(
+        db.scalar(
+            "SELECT count(*) FROM outbox WHERE pending_deliveries = 0 AND sent_at IS NOT NULL"
+        ),
+        1
     );
 }
 

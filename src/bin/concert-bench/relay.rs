@@ -243,8 +243,8 @@ fn drain_deadline(events: usize) -> Duration {
     Duration::from_secs(60).max(Duration::from_millis(events as u64 * 2))
 }
 
-/// Polls until no event is unsent. `EXISTS` answers the same question as
-/// `count(*) ... = 0` without counting the whole backlog on every poll.
+/// Polls until no delivery is owed (acknowledged deliveries are deleted). `EXISTS` answers
+/// the same question as `count(*) ... = 0` without counting the backlog on every poll.
 async fn wait_until_drained(
     pool: &DbPool,
     relay: &tokio::task::JoinHandle<Result<(), concert_outbox::outbox::relay::RelayError>>,
@@ -253,10 +253,7 @@ async fn wait_until_drained(
     let deadline = Instant::now() + within;
     loop {
         let unsent = with_db(pool, |conn| {
-            scalar(
-                conn,
-                "EXISTS (SELECT 1 FROM outbox WHERE sent_at IS NULL)::int",
-            )
+            scalar(conn, "EXISTS (SELECT 1 FROM outbox_deliveries)::int")
         })
         .await?;
         if unsent == 0 {

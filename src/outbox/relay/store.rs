@@ -61,7 +61,7 @@ pub const CLAIM_DUE_DELIVERIES: &str = "WITH due AS ( \
                    WHERE earlier.destination = d.destination \
                      AND earlier.aggregate_type = d.aggregate_type \
                      AND earlier.aggregate_id = d.aggregate_id \
-                     AND earlier.outbox_id < d.outbox_id AND earlier.status <> 'sent') \
+                     AND earlier.outbox_id < d.outbox_id) \
              ORDER BY d.outbox_id \
              LIMIT $2 \
              FOR UPDATE OF d SKIP LOCKED), \
@@ -79,8 +79,8 @@ pub const CLAIM_DUE_DELIVERIES: &str = "WITH due AS ( \
 
 /// Claims up to `limit` due deliveries for `destination`, oldest first, and leases them to
 /// `owner` for `lease`. `SKIP LOCKED` lets relays claim side by side without waiting on each
-/// other. A delivery is skipped while an earlier event of the same aggregate is unsent for this
-/// destination (pending, in flight or dead), so each aggregate's events arrive in commit order
+/// other. A delivery is skipped while an earlier event of the same aggregate is still owed to
+/// this destination (pending, in flight or dead), so each aggregate's events arrive in commit order
 /// and at most one of them is in flight. (Commit order is id order per aggregate because the
 /// writers of one reservation serialise on its row lock.)
 pub fn claim_due_deliveries(
@@ -105,12 +105,27 @@ pub fn claim_due_deliveries(
     })
 }
 
-/// Marks deliveries sent, only where our lease still holds (a relay that stalled past its
-/// lease cannot mark a delivery someone else now owns), and in the same statement stamps
-/// `outbox.sent_at` on events whose other destinations have all acknowledged. Two destinations
-/// acknowledging one event in the very same instant each see the other as unsent; the
-/// maintenance pass (`repair_sent_stamps`) stamps such an event seconds later. Returns the ids
-/// acknowledged.
+/// The acknowledgement; `$1` destination, `$2` outbox ids, `$3` lease token. The delivery rows
+/// go (only where our lease still holds: a relay that stalled past its lease cannot acknowledge
+/// a delivery someone else now owns), and each event's count of deliveries still owed drops by
+/// one; the acknowledgement that takes it to zero stamps `outbox.sent_at`. Public so tests can
+/// EXPLAIN it.
+pub const ACKNOWLEDGE: &str = "WITH acked AS ( \
+             DELETE FROM outbox_deliveries d \
+             WHERE d.destination = $1 AND d.outbox_id = ANY($2) \
+               AND d.lease_token = $3 AND d.status = 'pending' \
+             RETURNING d.outbox_id), \
+         counted AS ( \
+             UPDATE outbox o \
+             SET pending_deliveries = o.pending_deliveries - 1, \
+                 sent_at = CASE WHEN o.pending_deliveries = 1 THEN now() ELSE o.sent_at END \
+             WHERE o.id = ANY(ARRAY(SELECT outbox_id FROM acked))) \
+         SELECT outbox_id FROM acked";
+
+/// Acknowledges delivered rows of `claim` (see [`ACKNOWLEDGE`]). Two destinations acknowledging
+/// one event at the same moment serialise on the event's row, and the second sees the first's
+/// decrement, so the event is stamped sent exactly when its last delivery is acknowledged.
+/// Returns the ids acknowledged.
 pub fn acknowledge(
     conn: &mut PgConnection,
     claim: &Claim,
@@ -124,26 +139,11 @@ pub fn acknowledge(
     if outbox_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let acked = cached_sql(
-        "WITH acked AS ( \
-             UPDATE outbox_deliveries d \
-             SET status = 'sent', sent_at = now(), last_error = NULL, \
-                 lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL \
-             WHERE d.outbox_id = ANY($2) AND d.destination = $1 \
-               AND d.lease_token = $3 AND d.status = 'pending' \
-             RETURNING d.outbox_id), \
-         stamped AS ( \
-             UPDATE outbox o SET sent_at = now() \
-             WHERE o.id = ANY(ARRAY(SELECT outbox_id FROM acked)) AND o.sent_at IS NULL \
-               AND NOT EXISTS (SELECT 1 FROM outbox_deliveries other \
-                               WHERE other.outbox_id = o.id AND other.destination <> $1 \
-                                 AND other.status <> 'sent')) \
-         SELECT outbox_id FROM acked",
-    )
-    .bind::<Text, _>(&claim.destination)
-    .bind::<Array<BigInt>, _>(outbox_ids)
-    .bind::<SqlUuid, _>(claim.token)
-    .load::<Acked>(conn)?;
+    let acked = cached_sql(ACKNOWLEDGE)
+        .bind::<Text, _>(&claim.destination)
+        .bind::<Array<BigInt>, _>(outbox_ids)
+        .bind::<SqlUuid, _>(claim.token)
+        .load::<Acked>(conn)?;
     Ok(acked.into_iter().map(|row| row.outbox_id).collect())
 }
 
@@ -219,9 +219,15 @@ pub fn delete_sent_events(conn: &mut PgConnection, retention: Duration) -> Query
     const CHUNK: i64 = 5_000;
     let mut total = 0;
     loop {
+        // An event is sent after it is created, so `created_at` (BRIN-indexed) bounds the
+        // search to old pages without an index on `sent_at`, which would make every
+        // acknowledgement's stamp a non-HOT update.
         let deleted = cached_sql(
             "DELETE FROM outbox WHERE id IN ( \
-                 SELECT id FROM outbox WHERE sent_at < now() - make_interval(secs => $1) LIMIT $2)",
+                 SELECT id FROM outbox \
+                 WHERE created_at < now() - make_interval(secs => $1) \
+                   AND sent_at < now() - make_interval(secs => $1) \
+                 LIMIT $2)",
         )
         .bind::<Double, _>(retention.as_secs_f64())
         .bind::<BigInt, _>(CHUNK)
@@ -231,17 +237,6 @@ pub fn delete_sent_events(conn: &mut PgConnection, retention: Duration) -> Query
             return Ok(total);
         }
     }
-}
-
-/// Stamps `sent_at` on events whose deliveries are all sent but whose stamp was lost (a relay
-/// killed between acknowledging and stamping).
-pub fn repair_sent_stamps(conn: &mut PgConnection) -> QueryResult<usize> {
-    cached_sql(
-        "UPDATE outbox o SET sent_at = now() \
-         WHERE o.sent_at IS NULL \
-           AND NOT EXISTS (SELECT 1 FROM outbox_deliveries d WHERE d.outbox_id = o.id AND d.status <> 'sent')",
-    )
-    .execute(conn)
 }
 
 fn truncate(text: &str, max_chars: usize) -> String {

@@ -87,8 +87,7 @@ impl Application {
         let relay = match config.relay {
             Some(relay_config) => {
                 // Its own pool, so delivery never competes with payments for connections.
-                let relay_pool =
-                    db::build_pool(relay_config.database_url.expose(), relay_config.pool_size())?;
+                let relay_pool = relay_config.build_pool()?;
                 Some(Relay::new(relay_config, relay_pool)?)
             }
             None => None,

@@ -124,7 +124,7 @@ async fn run(
     config: RelayConfig,
     metrics_addr: Option<std::net::SocketAddr>,
 ) -> Result<(), AnyError> {
-    let pool = db::build_pool(config.database_url.expose(), config.pool_size())?;
+    let pool = config.build_pool()?;
     db::migrate(&pool).await?;
     let metrics = match metrics_addr {
         Some(addr) => {

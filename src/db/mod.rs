@@ -4,7 +4,7 @@ pub mod cached_sql;
 pub mod schema;
 
 use diesel::pg::PgConnection;
-use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use std::time::Duration;
 
@@ -21,12 +21,41 @@ const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
 /// connection that broke while idle (the server restarted) fails the one request that uses it,
 /// is seen as broken when it comes back (diesel checks libpq's status) and is replaced.
 pub fn build_pool(database_url: &str, size: u32) -> Result<DbPool, diesel::r2d2::PoolError> {
+    pool_builder(size).build(ConnectionManager::new(database_url))
+}
+
+/// A pool for the relay, whose connections commit without waiting for the WAL flush
+/// (`synchronous_commit = off`). Everything the relay writes is a lease, an acknowledgement or
+/// a retry schedule: if a PostgreSQL crash loses the last fraction of a second of them, the
+/// affected events are delivered again, which at-least-once delivery and the receivers'
+/// deduplication already allow. Nothing the service promises a user is written here, and no
+/// event can be lost this way: events are written by the payment, whose commits stay
+/// synchronous. Measured: one POST per event drained 9,300-10,400 events/s with synchronous
+/// commits and 13,300-13,600 without (README, Performance).
+pub fn build_relay_pool(database_url: &str, size: u32) -> Result<DbPool, diesel::r2d2::PoolError> {
+    pool_builder(size)
+        .connection_customizer(Box::new(SessionSettings("SET synchronous_commit = off")))
+        .build(ConnectionManager::new(database_url))
+}
+
+fn pool_builder(size: u32) -> diesel::r2d2::Builder<ConnectionManager<PgConnection>> {
     Pool::builder()
         .max_size(size)
         .min_idle(Some(size.min(2)))
         .test_on_check_out(false)
         .connection_timeout(CHECKOUT_TIMEOUT)
-        .build(ConnectionManager::new(database_url))
+}
+
+/// Session settings applied once to each new connection of a pool.
+#[derive(Debug)]
+struct SessionSettings(&'static str);
+
+impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSettings {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        use diesel::connection::SimpleConnection;
+        conn.batch_execute(self.0)
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
 }
 
 /// Key of the advisory lock that serialises migrations across processes starting together.

@@ -239,3 +239,29 @@ async fn the_hot_statements_are_prepared_once_per_connection_and_reused() {
     .unwrap();
     assert_eq!(prepared.n, 1, "three claims, one prepared statement");
 }
+
+/// The relay's connections do not wait for the WAL flush (a lost lease or acknowledgement only
+/// means a redelivery); the service's connections, which commit payments, always do.
+#[tokio::test]
+async fn only_relay_connections_commit_asynchronously() {
+    #[derive(QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = Text)]
+        synchronous_commit: String,
+    }
+    let db = TestDb::create();
+    let setting = |pool: concert_outbox::db::DbPool| {
+        diesel::sql_query("SHOW synchronous_commit")
+            .get_result::<Setting>(&mut pool.get().unwrap())
+            .unwrap()
+            .synchronous_commit
+    };
+    assert_eq!(
+        setting(concert_outbox::db::build_relay_pool(&db.url, 1).unwrap()),
+        "off"
+    );
+    assert_eq!(
+        setting(concert_outbox::db::build_pool(&db.url, 1).unwrap()),
+        "on"
+    );
+}

@@ -154,7 +154,8 @@ fn default_relay(db: &BenchDb, platform_url: &str, listen: bool) -> BenchResult<
         ("RELAY_LISTEN", listen.to_string()),
     ]);
     let config = RelayConfig::from_lookup(|name| settings.get(name).cloned())?;
-    Ok(Relay::new(config, db.pool(4)?)?)
+    let pool = config.build_pool()?;
+    Ok(Relay::new(config, pool)?)
 }
 
 /// Payments made before the relay listens would wait for a poll and skew the figures.

@@ -233,8 +233,8 @@ fn data_platform_relay(
     let mut config = RelayConfig::from_lookup(|name| settings.get(name).cloned())?;
     // Without this the relay would register `notification` again at start-up.
     config.destinations.retain(|d| d.name == "data_platform");
-    // Sized like `outbox-relay`'s pool (`RelayConfig::pool_size`).
-    let pool = db.pool(config.pool_size())?;
+    // The pool `outbox-relay` builds.
+    let pool = config.build_pool()?;
     Ok(Relay::new(config, pool)?)
 }
 

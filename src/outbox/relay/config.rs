@@ -127,6 +127,12 @@ impl RelayConfig {
         u32::try_from(self.destinations.len() * self.workers + 2).unwrap_or(u32::MAX)
     }
 
+    /// The relay's own pool: [`pool_size`](Self::pool_size) connections that commit without
+    /// waiting for the WAL flush (see [`crate::db::build_relay_pool`]).
+    pub fn build_pool(&self) -> Result<crate::db::DbPool, diesel::r2d2::PoolError> {
+        crate::db::build_relay_pool(self.database_url.expose(), self.pool_size())
+    }
+
     /// Checks the settings against each other, so a relay never starts in a state where it
     /// could mark another relay's delivery or forget an event.
     fn validate(self) -> Result<Self, ConfigError> {

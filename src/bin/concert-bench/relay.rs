@@ -9,7 +9,7 @@ use crate::platform::MockPlatform;
 use crate::stats::per_second;
 use crate::BenchResult;
 use concert_outbox::db::DbPool;
-use concert_outbox::outbox::relay::config::RelayConfig;
+use concert_outbox::outbox::relay::config::{RelayConfig, DEFAULT_BATCH_SIZE};
 use concert_outbox::outbox::relay::Relay;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
@@ -34,7 +34,7 @@ pub struct RelayArgs {
     #[arg(long, default_value_t = 100_000)]
     pub events: usize,
     /// RELAY_BATCH_SIZE: rows claimed per round and the largest batch POSTed.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = DEFAULT_BATCH_SIZE)]
     pub batch_size: u32,
     /// RELAY_CONCURRENCY: POSTs in flight at once in single mode.
     #[arg(long, default_value_t = 32)]

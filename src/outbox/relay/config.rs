@@ -71,6 +71,12 @@ pub const CALLS_PER_CLAIM: u32 = 2;
 const LEASE_MARGIN: Duration = Duration::from_secs(2);
 /// Rows one claim may take; also the largest batch POSTed.
 pub const MAX_BATCH_SIZE: u32 = 1_000;
+/// Rows claimed per round. A round has fixed costs (two statements and their commits, a
+/// request), so a backlog drains faster in bigger rounds: at a 100,000-event backlog, batched
+/// delivery drained 20,600-24,700 events/s in rounds of 200 and 30,800-33,200 in rounds of 500
+/// (README, Performance). Under a steady load a round takes whatever is due, so the size does
+/// not delay anything.
+pub const DEFAULT_BATCH_SIZE: u32 = 500;
 
 impl RelayConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -104,7 +110,7 @@ impl RelayConfig {
         let config = RelayConfig {
             database_url: Secret::new(env.required("DATABASE_URL")?),
             destinations,
-            batch_size: env.parsed_or("RELAY_BATCH_SIZE", 200)?,
+            batch_size: env.parsed_or("RELAY_BATCH_SIZE", DEFAULT_BATCH_SIZE)?,
             concurrency: env.parsed_or("RELAY_CONCURRENCY", 32)?,
             workers: env.parsed_or("RELAY_WORKERS", 2)?,
             poll_interval: millis(env.parsed_or("RELAY_POLL_INTERVAL_MS", 500)?),

@@ -1,5 +1,7 @@
 //! Paying for a held seat with points: the service's core transaction.
 
+mod held;
+
 use crate::db::cached_sql::cached_sql;
 use crate::domain::{EntityId, ReservationStatus};
 use crate::outbox::enqueue_event;
@@ -26,6 +28,12 @@ pub struct PaymentReceipt {
 /// A client-chosen key that makes retrying a payment safe: 1 to 255 visible ASCII characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 
 impl TryFrom<&str> for IdempotencyKey {
     type Error = crate::domain::InvalidInput;
@@ -81,6 +89,10 @@ impl From<DieselError> for PaymentError {
 /// reservation (which marks the seat sold), debit the points, record the payment and its
 /// ledger row, and write the `reservation.confirmed` outbox event. Nothing outside the database
 /// happens in here; the relay delivers the event after commit.
+///
+/// A payable reservation is paid in a single statement ([`held::pay_held_reservation`]). When
+/// that writes nothing, or finds the idempotency key taken, the full transaction below runs and
+/// tells the caller why (or returns the receipt of the payment the key already made).
 pub fn pay_for_reservation(
     conn: &mut PgConnection,
     user_id: i64,
@@ -88,7 +100,15 @@ pub fn pay_for_reservation(
     key: Option<&IdempotencyKey>,
     trace_context: Option<String>,
 ) -> Result<PaymentReceipt, PaymentError> {
-    let receipt = pay_in_one_transaction(conn, user_id, reservation_id, key, trace_context)?;
+    let paid =
+        held::pay_held_reservation(conn, user_id, reservation_id, key, trace_context.as_deref());
+    let receipt = match paid {
+        Ok(Some(receipt)) => receipt,
+        Ok(None) | Err(PaymentError::IdempotencyKeyReused) => {
+            pay_in_one_transaction(conn, user_id, reservation_id, key, trace_context)?
+        }
+        Err(error) => return Err(error),
+    };
     crate::outbox::wake_relays(conn);
     Ok(receipt)
 }
@@ -143,7 +163,7 @@ fn find_payment_by_key(
          FROM payments WHERE user_id = $1 AND idempotency_key = $2",
     )
     .bind::<BigInt, _>(user_id)
-    .bind::<Text, _>(&key.0)
+    .bind::<Text, _>(key.as_str())
     .get_result(conn)
     .optional()
 }
@@ -177,7 +197,7 @@ fn record_payment(
     .bind::<BigInt, _>(reservation.id)
     .bind::<BigInt, _>(reservation.user_id)
     .bind::<BigInt, _>(reservation.amount)
-    .bind::<Nullable<Text>, _>(key.map(|k| k.0.as_str()))
+    .bind::<Nullable<Text>, _>(key.map(IdempotencyKey::as_str))
     .get_result(conn)
     .optional()?;
     if let Some(receipt) = recorded {

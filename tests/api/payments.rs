@@ -73,6 +73,55 @@ async fn paying_confirms_debits_and_writes_exactly_the_contracted_outbox_event()
     );
 }
 
+/// The payment statement builds its event in SQL; cancellations build theirs from
+/// `ReservationEvent`. Both must be the one contracted JSON object, byte for byte the same
+/// serialisation: this rebuilds the paid event with `ReservationEvent` from the rows the
+/// payment wrote and compares.
+#[tokio::test]
+async fn the_paid_event_is_exactly_what_reservation_event_serialises() {
+    use concert_outbox::outbox::events::{ReservationEvent, RESERVATION_CONFIRMED};
+    use diesel::prelude::*;
+    use diesel::sql_types::{BigInt, Integer, Timestamptz};
+    #[derive(QueryableByName)]
+    struct Paid {
+        #[diesel(sql_type = Timestamptz)]
+        paid_at: chrono::DateTime<chrono::Utc>,
+        #[diesel(sql_type = Integer)]
+        seat_no: i32,
+        #[diesel(sql_type = BigInt)]
+        concert_id: i64,
+    }
+    let app = spawn_app().await;
+    let schedule = app.create_schedule(5, 300).await;
+    let seat = app.seat_ids(schedule).await[4];
+    let user = app.create_user(1000).await;
+    let reservation = app.held(&user, seat).await;
+    assert_eq!(app.pay(&user, reservation, None).await.status(), 200);
+
+    let paid: Paid = diesel::sql_query(
+        "SELECT p.paid_at, s.seat_no, sc.concert_id FROM payments p \
+         JOIN reservations r ON r.id = p.reservation_id JOIN seats s ON s.id = r.seat_id \
+         JOIN schedules sc ON sc.id = s.schedule_id",
+    )
+    .get_result(&mut app.db.connect())
+    .unwrap();
+    let payload = outbox_payloads(&app.db).remove(0);
+    let expected = ReservationEvent {
+        event_id: payload["event_id"].as_str().unwrap().parse().unwrap(),
+        event_type: RESERVATION_CONFIRMED,
+        occurred_at: paid.paid_at,
+        reservation_id: reservation,
+        user_id: user.id,
+        seat_id: seat,
+        seat_no: paid.seat_no,
+        schedule_id: schedule,
+        concert_id: paid.concert_id,
+        amount: 300,
+        paid_at: paid.paid_at,
+    };
+    assert_eq!(payload, serde_json::to_value(&expected).unwrap());
+}
+
 fn outbox_payloads(db: &crate::helpers::TestDb) -> Vec<Value> {
     use diesel::prelude::*;
     #[derive(QueryableByName)]

@@ -17,6 +17,8 @@ pub struct AppState {
     pub admin_token: Secret,
     pub hold_ttl: Duration,
     pub tokens: crate::auth_cache::TokenCache,
+    /// Wakes the relays after a request's transaction wrote an event.
+    pub relay_waker: crate::outbox::waker::RelayWaker,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +57,7 @@ impl Application {
             admin_token: config.admin_token.clone(),
             hold_ttl: config.hold_ttl,
             tokens: Default::default(),
+            relay_waker: crate::outbox::waker::RelayWaker::spawn(pool.clone()),
         });
         let server = HttpServer::new(move || {
             App::new()

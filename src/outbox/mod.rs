@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod events;
 pub mod relay;
+pub mod waker;
 
 use diesel::prelude::*;
 use uuid::Uuid;
@@ -21,8 +22,9 @@ pub struct NewEvent {
 }
 
 /// Records `event` in the outbox. Call it inside the transaction that makes the change the
-/// event describes; the `outbox_fan_out` trigger creates its per-destination deliveries. Call
-/// `wake_relays` once that transaction has committed.
+/// event describes; the `outbox_fan_out` trigger creates its per-destination deliveries. Once
+/// that transaction has committed, wake the relays ([`waker::RelayWaker::wake`], or
+/// [`wake_relays`] where no waker runs).
 pub fn enqueue_event(conn: &mut PgConnection, event: &NewEvent) -> QueryResult<i64> {
     use crate::db::schema::outbox;
     diesel::insert_into(outbox::table)

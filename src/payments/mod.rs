@@ -88,7 +88,8 @@ impl From<DieselError> for PaymentError {
 /// Pays for reservation `reservation_id` of `user_id`, in one transaction: confirm the
 /// reservation (which marks the seat sold), debit the points, record the payment and its
 /// ledger row, and write the `reservation.confirmed` outbox event. Nothing outside the database
-/// happens in here; the relay delivers the event after commit.
+/// happens in here; the relay delivers the event after commit, once the caller has woken it
+/// ([`crate::outbox::waker::RelayWaker::wake`]).
 ///
 /// A payable reservation is paid in a single statement ([`held::pay_held_reservation`]). When
 /// that writes nothing, or finds the idempotency key taken, the full transaction below runs and
@@ -102,15 +103,13 @@ pub fn pay_for_reservation(
 ) -> Result<PaymentReceipt, PaymentError> {
     let paid =
         held::pay_held_reservation(conn, user_id, reservation_id, key, trace_context.as_deref());
-    let receipt = match paid {
-        Ok(Some(receipt)) => receipt,
+    match paid {
+        Ok(Some(receipt)) => Ok(receipt),
         Ok(None) | Err(PaymentError::IdempotencyKeyReused) => {
-            pay_in_one_transaction(conn, user_id, reservation_id, key, trace_context)?
+            pay_in_one_transaction(conn, user_id, reservation_id, key, trace_context)
         }
-        Err(error) => return Err(error),
-    };
-    crate::outbox::wake_relays(conn);
-    Ok(receipt)
+        Err(error) => Err(error),
+    }
 }
 
 fn pay_in_one_transaction(

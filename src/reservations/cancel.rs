@@ -22,6 +22,14 @@ pub struct Cancellation {
     pub balance: i64,
 }
 
+impl Cancellation {
+    /// Whether the cancellation wrote a `reservation.cancelled` event (a paid reservation was
+    /// refunded), so the relays should be woken once it has committed.
+    pub fn wrote_event(&self) -> bool {
+        self.refunded > 0
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CancelError {
     #[error("reservation not found")]
@@ -34,17 +42,15 @@ pub enum CancelError {
     Database(#[from] diesel::result::Error),
 }
 
+/// Cancels the caller's reservation in one transaction; wake the relays afterwards when it
+/// [wrote an event](Cancellation::wrote_event).
 pub fn cancel_reservation(
     conn: &mut PgConnection,
     user_id: i64,
     reservation_id: EntityId,
     trace_context: Option<String>,
 ) -> Result<Cancellation, CancelError> {
-    let cancellation = cancel_in_one_transaction(conn, user_id, reservation_id, trace_context)?;
-    if cancellation.refunded > 0 {
-        crate::outbox::wake_relays(conn);
-    }
-    Ok(cancellation)
+    cancel_in_one_transaction(conn, user_id, reservation_id, trace_context)
 }
 
 fn cancel_in_one_transaction(

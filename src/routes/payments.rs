@@ -84,6 +84,7 @@ async fn pay(
         )
     })
     .await?;
+    state.relay_waker.wake();
     log::info!(
         "payment confirmed request_id={} traceparent={traceparent} payment_id={} reservation_id={} user_id={} amount={}",
         crate::trace::request_id(&req),

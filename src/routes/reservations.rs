@@ -108,6 +108,9 @@ async fn cancel(
         cancel_reservation(conn, user.id, id, Some(trace_context))
     })
     .await?;
+    if cancellation.wrote_event() {
+        state.relay_waker.wake();
+    }
     log::info!(
         "reservation cancelled request_id={} reservation_id={} user_id={} refunded={}",
         crate::trace::request_id(&req),

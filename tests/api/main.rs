@@ -16,3 +16,4 @@ mod outbox_table;
 mod payments;
 mod points;
 mod relay_processes;
+mod waker;

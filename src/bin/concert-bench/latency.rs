@@ -17,6 +17,7 @@ use concert_outbox::db::DbPool;
 use concert_outbox::domain::{ChargeAmount, ConcertTitle, EntityId, Price, SeatCount, UserName};
 use concert_outbox::outbox::relay::config::RelayConfig;
 use concert_outbox::outbox::relay::Relay;
+use concert_outbox::outbox::waker::RelayWaker;
 use concert_outbox::payments::pay_for_reservation;
 use concert_outbox::points::charge_points;
 use concert_outbox::reservations::hold_seat;
@@ -189,12 +190,14 @@ struct Load {
 async fn pay_steadily(pool: &DbPool, seed: &Seed, rate: u32, payments: usize) -> Load {
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
     let mut running = JoinSet::new();
+    // As the API does: relays are woken from a background task after each commit.
+    let waker = RelayWaker::spawn(pool.clone());
     let started = Instant::now();
     for (n, &seat_id) in seed.seat_ids.iter().take(payments).enumerate() {
         ticker.tick().await;
         let user_id = seed.user_ids.get(n % PAYERS).copied().unwrap_or_default();
-        let pool = pool.clone();
-        running.spawn_blocking(move || hold_and_pay(&pool, user_id, seat_id));
+        let (pool, waker) = (pool.clone(), waker.clone());
+        running.spawn_blocking(move || hold_and_pay(&pool, &waker, user_id, seat_id));
     }
     let mut load = Load {
         latencies: Vec::with_capacity(payments),
@@ -218,8 +221,13 @@ async fn pay_steadily(pool: &DbPool, seed: &Seed, rate: u32, payments: usize) ->
     load
 }
 
-/// The service's two use cases back to back, each its own transaction.
-fn hold_and_pay(pool: &DbPool, user_id: i64, seat_id: i64) -> BenchResult<Duration> {
+/// The service's two use cases back to back, each its own transaction, then the wake-up.
+fn hold_and_pay(
+    pool: &DbPool,
+    waker: &RelayWaker,
+    user_id: i64,
+    seat_id: i64,
+) -> BenchResult<Duration> {
     let started = Instant::now();
     let mut conn = pool.get()?;
     let held = hold_seat(
@@ -230,6 +238,7 @@ fn hold_and_pay(pool: &DbPool, user_id: i64, seat_id: i64) -> BenchResult<Durati
     )?;
     let reservation = EntityId::parse("reservation_id", held.id)?;
     pay_for_reservation(&mut conn, user_id, reservation, None, None)?;
+    waker.wake();
     Ok(started.elapsed())
 }
 

@@ -39,6 +39,9 @@ pub struct ApiConfig {
     pub admin_token: Secret,
     pub hold_ttl: Duration,
     pub db_pool_size: u32,
+    /// Holds running at once; the rest of the pool stays free for payments (see
+    /// `startup::AppState::hold_permits`).
+    pub hold_concurrency: u32,
     /// The relay's settings when it runs inside the API process (`RELAY_IN_PROCESS=true`).
     pub relay: Option<crate::outbox::relay::config::RelayConfig>,
 }
@@ -66,6 +69,13 @@ impl ApiConfig {
                 reason: "must be at least 1".into(),
             });
         }
+        let hold_concurrency: u32 = env.parsed_or("HOLD_CONCURRENCY", (db_pool_size / 2).max(1))?;
+        if hold_concurrency == 0 || hold_concurrency > db_pool_size {
+            return Err(ConfigError {
+                name: "HOLD_CONCURRENCY",
+                reason: format!("must be between 1 and DB_POOL_SIZE ({db_pool_size})"),
+            });
+        }
         let relay_in_process: bool = env.parsed_or("RELAY_IN_PROCESS", false)?;
         let relay = match relay_in_process {
             true => Some(crate::outbox::relay::config::RelayConfig::from_lookup(
@@ -79,6 +89,7 @@ impl ApiConfig {
             admin_token: Secret::new(env.required("ADMIN_TOKEN")?),
             hold_ttl: Duration::from_secs(hold_ttl_seconds),
             db_pool_size,
+            hold_concurrency,
             relay,
         })
     }
@@ -133,7 +144,20 @@ mod tests {
             .expect("valid config");
         assert_eq!(config.bind_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(config.hold_ttl, Duration::from_secs(300));
+        assert_eq!((config.db_pool_size, config.hold_concurrency), (16, 8));
         assert!(config.relay.is_none());
+    }
+
+    #[test]
+    fn holds_cannot_be_allowed_more_connections_than_the_pool_has() {
+        let err = config_from(&[
+            ("DATABASE_URL", "postgres://x/y"),
+            ("ADMIN_TOKEN", "t"),
+            ("DB_POOL_SIZE", "4"),
+            ("HOLD_CONCURRENCY", "5"),
+        ])
+        .expect_err("must fail");
+        assert_eq!(err.name, "HOLD_CONCURRENCY");
     }
 
     #[test]

@@ -17,6 +17,11 @@ pub struct AppState {
     pub admin_token: Secret,
     pub hold_ttl: Duration,
     pub tokens: crate::auth_cache::TokenCache,
+    /// Holds queue here, without a thread or a connection, once `HOLD_CONCURRENCY` of them
+    /// are running, so a rush of holds (a sale opening) never takes every pooled connection:
+    /// payments of seats already held get one at once. A hold that waits costs its user a
+    /// moment; a payment that waits can outlive its hold and lose the seat.
+    pub hold_permits: tokio::sync::Semaphore,
     /// Wakes the relays after a request's transaction wrote an event.
     pub relay_waker: crate::outbox::waker::RelayWaker,
 }
@@ -57,6 +62,7 @@ impl Application {
             admin_token: config.admin_token.clone(),
             hold_ttl: config.hold_ttl,
             tokens: Default::default(),
+            hold_permits: tokio::sync::Semaphore::new(config.hold_concurrency as usize),
             relay_waker: crate::outbox::waker::RelayWaker::spawn(pool.clone()),
         });
         let server = HttpServer::new(move || {

@@ -59,7 +59,13 @@ async fn hold(
 ) -> Result<HttpResponse, ApiError> {
     let seat_id = EntityId::parse("seat_id", body.seat_id)?;
     let ttl = state.hold_ttl;
+    let permit = state
+        .hold_permits
+        .acquire()
+        .await
+        .map_err(ApiError::internal)?;
     let reservation = with_db(&state, move |conn| hold_seat(conn, user.id, seat_id, ttl)).await?;
+    drop(permit);
     log::info!(
         "seat held reservation_id={} seat_id={} user_id={}",
         reservation.id,

@@ -126,3 +126,63 @@ async fn a_stranger_gets_404_for_someone_elses_reservation() {
     assert_eq!(status, 200);
     assert_eq!(app.db.scalar("SELECT count(*) FROM payments"), 0);
 }
+
+/// Holds stuck on one seat's lock (a rush on a seat whose first hold has not committed) take at
+/// most HOLD_CONCURRENCY of the pool's connections: a payment still gets one and completes
+/// while they wait. Without the limit they would take the whole pool and the payment would
+/// be turned away with 503 after the checkout timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn holds_waiting_on_a_seat_leave_a_connection_for_payments() {
+    use diesel::prelude::*;
+    let app = std::sync::Arc::new(
+        spawn_app_with(&[("DB_POOL_SIZE", "2"), ("HOLD_CONCURRENCY", "1")]).await,
+    );
+    let schedule = app.create_schedule(2, 100).await;
+    let seats = app.seat_ids(schedule).await;
+    let payer = app.create_user(1000).await;
+    let reservation = app.held(&payer, seats[0]).await;
+    let rusher = std::sync::Arc::new(app.create_user(1000).await);
+    assert_eq!(app.get_json(&rusher, "/points").await.0, 200);
+
+    // An uncommitted hold of the second seat: every hold of it waits for this transaction.
+    let mut blocker = app.db.connect();
+    diesel::sql_query("BEGIN").execute(&mut blocker).unwrap();
+    diesel::sql_query(format!(
+        "INSERT INTO reservations (user_id, seat_id, status, amount, held_until) \
+         VALUES ({}, {}, 'held', 100, now() + interval '5 minutes')",
+        payer.id, seats[1]
+    ))
+    .execute(&mut blocker)
+    .unwrap();
+    let holds: Vec<_> = (0..3)
+        .map(|_| {
+            let (app, rusher, seat) = (app.clone(), rusher.clone(), seats[1]);
+            tokio::spawn(async move { app.hold(&rusher, seat).await.status().as_u16() })
+        })
+        .collect();
+    eventually(
+        "a hold waits on the seat",
+        Duration::from_secs(10),
+        || async {
+            let waiting = app.db.scalar(
+                "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            );
+            (waiting >= 1).then_some(())
+        },
+    )
+    .await;
+
+    assert_eq!(app.pay(&payer, reservation, None).await.status(), 200);
+    assert!(
+        holds.iter().all(|hold| !hold.is_finished()),
+        "the payment went through while the holds were still waiting"
+    );
+    diesel::sql_query("ROLLBACK").execute(&mut blocker).unwrap();
+    let mut statuses: Vec<u16> = Vec::new();
+    for hold in holds {
+        statuses.push(hold.await.unwrap());
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, vec![201, 409, 409]);
+}

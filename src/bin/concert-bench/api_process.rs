@@ -25,9 +25,20 @@ pub struct Memory {
     pub rss_mib: f64,
 }
 
+/// Settings of the measured `concert-api`; unset ones take the API's own defaults.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ApiSettings {
+    /// DB_POOL_SIZE for concert-api [default: the API's own default].
+    #[arg(long)]
+    pub api_pool_size: Option<u32>,
+    /// HOLD_CONCURRENCY for concert-api [default: the API's own default].
+    #[arg(long)]
+    pub api_hold_concurrency: Option<u32>,
+}
+
 impl ApiProcess {
     /// Spawns `concert-api` from this executable's directory and waits for `GET /health`.
-    pub async fn spawn(database_url: &str, pool_size: Option<u32>) -> BenchResult<ApiProcess> {
+    pub async fn spawn(database_url: &str, settings: &ApiSettings) -> BenchResult<ApiProcess> {
         let binary = release_api_binary()?;
         let port = free_port()?;
         let admin_token = format!("bench-{}", uuid::Uuid::new_v4().simple());
@@ -44,8 +55,11 @@ impl ApiProcess {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
-        if let Some(size) = pool_size {
+        if let Some(size) = settings.api_pool_size {
             command.env("DB_POOL_SIZE", size.to_string());
+        }
+        if let Some(holds) = settings.api_hold_concurrency {
+            command.env("HOLD_CONCURRENCY", holds.to_string());
         }
         let child = command.spawn()?;
         let mut api = ApiProcess {

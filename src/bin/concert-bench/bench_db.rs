@@ -62,21 +62,6 @@ impl Drop for BenchDb {
     }
 }
 
-/// Experiment only: turns the `outbox_fan_out` trigger's `pg_notify` into a no-op in this
-/// database, to measure what NOTIFY costs the payment path. A NOTIFYing transaction holds a
-/// database-wide lock from pre-commit until its commit is flushed, so such commits queue one
-/// behind another. Done by resolving the trigger's unqualified `pg_notify` to a no-op in
-/// `public` first, so the migration's function body is not copied here.
-pub fn silence_notify(conn: &mut PgConnection) -> QueryResult<()> {
-    diesel::sql_query(
-        "CREATE FUNCTION public.pg_notify(text, text) RETURNS void LANGUAGE sql AS 'SELECT NULL::void'",
-    )
-    .execute(conn)?;
-    diesel::sql_query("ALTER FUNCTION outbox_fan_out() SET search_path = public, pg_catalog")
-        .execute(conn)?;
-    Ok(())
-}
-
 /// The single bigint `sql` evaluates to (`count(*) ...`, `EXISTS (...)::int`).
 pub fn scalar(conn: &mut PgConnection, sql: &str) -> QueryResult<i64> {
     #[derive(QueryableByName)]

@@ -4,8 +4,8 @@
 //! database's capacity the HTTP service delivers.
 
 use crate::api_client::{ApiClient, BenchUser};
-use crate::api_process::{built_at, ApiProcess, Memory};
-use crate::bench_db::{silence_notify, BenchDb};
+use crate::api_process::{built_at, ApiProcess, ApiSettings, Memory};
+use crate::bench_db::BenchDb;
 use crate::observe::{Observation, Observer};
 use crate::sql_baseline::{self, SqlBaseline};
 use crate::stats::{per_second, show, Summary};
@@ -32,19 +32,13 @@ pub struct FlowsArgs {
     /// Fresh seats created for each phase [default: 5000 per second of run].
     #[arg(long)]
     pub seats_per_phase: Option<usize>,
-    /// DB_POOL_SIZE for concert-api [default: the API's own default].
-    #[arg(long)]
-    pub api_pool_size: Option<u32>,
-    /// Experiment: make the outbox trigger's NOTIFY a no-op in the bench database, to measure
-    /// what it costs payments (nothing relays events during this command anyway).
-    #[arg(long)]
-    pub without_notify: bool,
+    #[command(flatten)]
+    pub api: ApiSettings,
 }
 
 #[derive(Debug, Serialize)]
 pub struct FlowsReport {
     pub clients: usize,
-    pub without_notify: bool,
     pub seconds: u64,
     pub api_binary: String,
     pub api_built_at: String,
@@ -72,10 +66,7 @@ pub struct ServiceRun {
 
 pub async fn run(server_url: &str, args: &FlowsArgs) -> BenchResult<FlowsReport> {
     let db = BenchDb::create(server_url)?;
-    if args.without_notify {
-        silence_notify(&mut db.connect()?)?;
-    }
-    let api = ApiProcess::spawn(&db.url, args.api_pool_size).await?;
+    let api = ApiProcess::spawn(&db.url, &args.api).await?;
     let client = ApiClient::new(&api.base_url, args.clients)?;
     let seats_per_phase = args.seats_per_phase.unwrap_or(args.seconds as usize * 5000);
     println!(
@@ -117,7 +108,6 @@ pub async fn run(server_url: &str, args: &FlowsArgs) -> BenchResult<FlowsReport>
     let baseline_observed = observer.finish()?;
     Ok(FlowsReport {
         clients: args.clients,
-        without_notify: args.without_notify,
         seconds: args.seconds,
         api_binary,
         api_built_at,
@@ -263,12 +253,6 @@ impl fmt::Display for FlowsReport {
             "concert-api: {} (built {})",
             self.api_binary, self.api_built_at
         )?;
-        if self.without_notify {
-            writeln!(
-                f,
-                "EXPERIMENT: the outbox trigger's pg_notify is a no-op in this database"
-            )?;
-        }
         let s = &self.service;
         writeln!(
             f,

@@ -3,7 +3,7 @@
 //! fail with a 5xx; the run fails (non-zero exit) otherwise.
 
 use crate::api_client::{ApiClient, BenchUser};
-use crate::api_process::ApiProcess;
+use crate::api_process::{ApiProcess, ApiSettings};
 use crate::bench_db::{scalar, BenchDb};
 use crate::stats::{ms, show, Summary};
 use crate::BenchResult;
@@ -24,9 +24,8 @@ pub struct HotSeatArgs {
     /// Seats of the one schedule they race for (1..=1000); client i wants seat i % seats.
     #[arg(long, default_value_t = 50)]
     pub seats: usize,
-    /// DB_POOL_SIZE for concert-api [default: the API's own default].
-    #[arg(long)]
-    pub api_pool_size: Option<u32>,
+    #[command(flatten)]
+    pub api: ApiSettings,
 }
 
 #[derive(Debug, Serialize)]
@@ -64,7 +63,7 @@ pub async fn run(server_url: &str, args: &HotSeatArgs) -> BenchResult<HotSeatRep
         return Err("--seats must be between 1 and 1000 (one schedule)".into());
     }
     let db = BenchDb::create(server_url)?;
-    let api = ApiProcess::spawn(&db.url, args.api_pool_size).await?;
+    let api = ApiProcess::spawn(&db.url, &args.api).await?;
     let client = ApiClient::new(&api.base_url, args.clients)?;
     let seats = client
         .create_seats(&api.admin_token, args.seats, SEAT_PRICE)

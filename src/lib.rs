@@ -18,5 +18,6 @@ pub mod points;
 pub mod reservations;
 pub mod routes;
 pub mod startup;
+pub mod taken_seats;
 pub mod trace;
 pub mod users;

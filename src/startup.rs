@@ -22,6 +22,8 @@ pub struct AppState {
     /// payments of seats already held get one at once. A hold that waits costs its user a
     /// moment; a payment that waits can outlive its hold and lose the seat.
     pub hold_permits: tokio::sync::Semaphore,
+    /// Seats seen taken in the last second: a rush's losers are answered from here.
+    pub taken_seats: crate::taken_seats::TakenSeats,
     /// Wakes the relays after a request's transaction wrote an event.
     pub relay_waker: crate::outbox::waker::RelayWaker,
 }
@@ -63,6 +65,7 @@ impl Application {
             hold_ttl: config.hold_ttl,
             tokens: Default::default(),
             hold_permits: tokio::sync::Semaphore::new(config.hold_concurrency as usize),
+            taken_seats: Default::default(),
             relay_waker: crate::outbox::waker::RelayWaker::spawn(pool.clone()),
         });
         let server = HttpServer::new(move || {

@@ -16,6 +16,8 @@ use serde::Serialize;
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Cancellation {
     pub reservation_id: i64,
+    /// The seat, free again for anyone to hold.
+    pub seat_id: i64,
     pub status: ReservationStatus,
     /// Points given back (0 when only a hold was released).
     pub refunded: i64,
@@ -73,6 +75,7 @@ fn cancel_in_one_transaction(
         mark_cancelled(conn, reservation.id)?;
         Ok(Cancellation {
             reservation_id: reservation.id,
+            seat_id: reservation.seat_id,
             status: ReservationStatus::Cancelled,
             refunded,
             balance,

@@ -59,13 +59,32 @@ async fn hold(
 ) -> Result<HttpResponse, ApiError> {
     let seat_id = EntityId::parse("seat_id", body.seat_id)?;
     let ttl = state.hold_ttl;
+    // Asked again once a permit is granted: the seat may have been taken while we queued.
+    let taken = || state.taken_seats.is_taken(seat_id.get());
+    if taken() {
+        return Err(ApiError::SeatUnavailable);
+    }
     let permit = state
         .hold_permits
         .acquire()
         .await
         .map_err(ApiError::internal)?;
-    let reservation = with_db(&state, move |conn| hold_seat(conn, user.id, seat_id, ttl)).await?;
+    if taken() {
+        return Err(ApiError::SeatUnavailable);
+    }
+    let held = with_db(&state, move |conn| hold_seat(conn, user.id, seat_id, ttl)).await;
     drop(permit);
+    let reservation = match held {
+        Ok(reservation) => reservation,
+        Err(ApiError::SeatUnavailable) => {
+            state.taken_seats.remember(seat_id.get(), None);
+            return Err(ApiError::SeatUnavailable);
+        }
+        Err(error) => return Err(error),
+    };
+    state
+        .taken_seats
+        .remember(reservation.seat_id, Some(reservation.held_until));
     log::info!(
         "seat held reservation_id={} seat_id={} user_id={}",
         reservation.id,
@@ -117,6 +136,7 @@ async fn cancel(
     if cancellation.wrote_event() {
         state.relay_waker.wake();
     }
+    state.taken_seats.forget(cancellation.seat_id);
     log::info!(
         "reservation cancelled request_id={} reservation_id={} user_id={} refunded={}",
         crate::trace::request_id(&req),

@@ -21,7 +21,7 @@ pub struct AppState {
     /// are running, so a rush of holds (a sale opening) never takes every pooled connection:
     /// payments of seats already held get one at once. A hold that waits costs its user a
     /// moment; a payment that waits can outlive its hold and lose the seat.
-    pub hold_permits: tokio::sync::Semaphore,
+    pub hold_permits: std::sync::Arc<tokio::sync::Semaphore>,
     /// Seats seen taken in the last second: a rush's losers are answered from here.
     pub taken_seats: crate::taken_seats::TakenSeats,
     /// Wakes the relays after a request's transaction wrote an event.
@@ -64,7 +64,9 @@ impl Application {
             admin_token: config.admin_token.clone(),
             hold_ttl: config.hold_ttl,
             tokens: Default::default(),
-            hold_permits: tokio::sync::Semaphore::new(config.hold_concurrency as usize),
+            hold_permits: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                config.hold_concurrency as usize,
+            )),
             taken_seats: Default::default(),
             relay_waker: crate::outbox::waker::RelayWaker::spawn(pool.clone()),
         });

@@ -3,9 +3,10 @@
 //!
 //! PostgreSQL stays the only judge of who wins: a remembered seat only ever turns a hold away,
 //! never grants one. What a remembered answer can get wrong is bounded: a seat freed by a
-//! cancellation in another API process (this process forgets its own at once) or by a hold's
-//! expiry is refused for at most [`REMEMBER_FOR`] longer than it needs to be, no longer than a
-//! seat list a user loaded a second ago is out of date.
+//! cancellation in another API process, or in this one while a losing hold was still on its
+//! way back (this process forgets its own cancellations, but that hold may remember the seat
+//! again), is refused for at most [`REMEMBER_FOR`] longer than it needs to be: no longer than
+//! a seat list a user loaded a second ago is out of date. A hold's expiry is never outlived.
 
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;

@@ -1,8 +1,8 @@
 -- cancel.sql: reservations::cancel_reservation of a paid reservation (refund, mark_cancelled).
--- Not measured: the seat pick, the hold and record_payment, each autocommit, which create the
--- paid reservation to cancel (without the payment's outbox event, which cancel does not read).
--- Measured: BEGIN .. COMMIT (lock_reservation, refund's three statements, mark_cancelled),
--- then outbox::wake_relays, the autocommit statement after the commit.
+-- Not measured: the seat pick, the hold and a payment, each autocommit, which create the paid
+-- reservation to cancel (the payment without its outbox event, which cancel does not read).
+-- Measured: BEGIN .. COMMIT (lock_reservation, refund's three statements, mark_cancelled).
+-- Not run: the relay wake-up, which the API sends from a background task after the commit.
 \set uid random(1, 1000)
 SELECT nextval('bench_seat') AS seat, gen_random_uuid() AS eid \gset
 WITH expired AS ( -- hold_seat (setup)
@@ -17,7 +17,7 @@ held AS (
     RETURNING id, amount, held_until)
 SELECT s.id AS seat_id, s.seat_no, s.schedule_id, held.id, held.amount, held.held_until
 FROM seats s LEFT JOIN held ON true WHERE s.id = :seat \gset h_
-WITH debited AS ( -- record_payment (setup)
+WITH debited AS ( -- a payment without its event (setup)
     UPDATE users SET balance = balance - :h_amount WHERE id = :uid AND balance >= :h_amount
     RETURNING balance),
 confirmed AS (
@@ -33,7 +33,7 @@ ledger AS (
 SELECT id AS payment_id, reservation_id, amount, balance_after AS balance FROM paid \gset s_
 BEGIN;
 SELECT r.id, r.user_id, r.seat_id, s.seat_no, s.schedule_id, sc.concert_id, r.status, -- lock_reservation
-       r.held_until <= now() AS hold_lapsed, r.amount, now() AS transaction_time
+       r.held_until <= now() AS hold_lapsed, r.amount
 FROM reservations r
 JOIN seats s ON s.id = r.seat_id
 JOIN schedules sc ON sc.id = s.schedule_id
@@ -53,4 +53,3 @@ VALUES (':eid', 'reservation', :r_id, 'reservation.cancelled',
 RETURNING "outbox"."id";
 UPDATE reservations SET status = 'cancelled', cancelled_at = now() WHERE id = :r_id;
 COMMIT;
-SELECT set_config('synchronous_commit', 'off', true), pg_notify('outbox_events', '');

@@ -13,8 +13,14 @@
 --   decrement, so no stamp can be lost and no repair pass is needed.
 -- * `outbox.sent_at` is no longer indexed, so the stamp is a HOT update too (fillfactor 50
 --   leaves room for the versions the acknowledgements write). Retention finds old rows through
---   a BRIN index on `created_at` (an event is sent after it is created), which costs the
---   payment almost nothing and never changes once written.
+--   an index on `created_at` (an event is sent after it is created), a column never updated,
+--   so it keeps the stamp HOT. (Not BRIN: once retention frees old pages, new events reuse
+--   them, and every BRIN range would come to span a week.)
+--
+-- Deploying: stop the relays first (a relay of the previous version would mark deliveries
+-- 'sent', which the new CHECK refuses, and keep redelivering until restarted). The migration
+-- rewrites no table, but it scans `outbox` to count what is owed, under locks that make
+-- payments wait for it.
 
 -- Deliveries already acknowledged carry nothing the relay still needs.
 DELETE FROM outbox_deliveries WHERE status = 'sent';
@@ -37,7 +43,7 @@ WHERE o.sent_at IS NULL;
 UPDATE outbox SET sent_at = now() WHERE sent_at IS NULL AND pending_deliveries = 0;
 DROP INDEX outbox_sent_at;
 DROP INDEX outbox_unsent;
-CREATE INDEX outbox_created_at ON outbox USING brin (created_at);
+CREATE INDEX outbox_created_at ON outbox (created_at);
 ALTER TABLE outbox SET (fillfactor = 50);
 
 -- The count is set before the row is written (a second write of the row would cost the

@@ -1,6 +1,7 @@
 //! Waking relays after commits, off the request path.
 
 use crate::db::DbPool;
+use crate::error::cause_chain;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -51,13 +52,17 @@ async fn notify_on_wake(inner: Arc<Inner>, pool: DbPool) {
         let pool = pool.clone();
         let sent = tokio::task::spawn_blocking(move || match pool.get() {
             Ok(mut conn) => super::wake_relays(&mut conn),
-            Err(error) => {
-                log::warn!("cannot notify relays (polling will deliver) error=\"{error}\"")
-            }
+            Err(error) => log::warn!(
+                "cannot notify relays (polling will deliver) error=\"{}\"",
+                cause_chain(&error)
+            ),
         })
         .await;
         if let Err(error) = sent {
-            log::warn!("relay wake-up task failed error=\"{error}\"");
+            log::warn!(
+                "relay wake-up task failed error=\"{}\"",
+                cause_chain(&error)
+            );
         }
     }
 }

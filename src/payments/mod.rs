@@ -4,12 +4,10 @@ mod held;
 
 use crate::db::cached_sql::cached_sql;
 use crate::domain::{EntityId, ReservationStatus};
-use crate::outbox::enqueue_event;
-use crate::outbox::events::{ReservationEvent, RESERVATION_CONFIRMED};
-use crate::reservations::{lock_reservation, LockedReservation};
+use crate::reservations::lock_reservation;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel::sql_types::{BigInt, Text};
 use serde::Serialize;
 
 /// What a successful payment returns; an idempotent retry returns the same receipt.
@@ -61,12 +59,8 @@ pub enum PaymentError {
     HoldExpired,
     #[error("insufficient points: balance {balance}, price {price}")]
     InsufficientPoints { balance: i64, price: i64 },
-    #[error("reservation {0} was no longer held when its payment was written")]
-    NotHeld(i64),
     #[error("idempotency key already used for another reservation")]
     IdempotencyKeyReused,
-    #[error("cannot encode the event payload")]
-    Payload(#[from] serde_json::Error),
     #[error(transparent)]
     Database(DieselError),
 }
@@ -106,7 +100,7 @@ pub fn pay_for_reservation(
     match paid {
         Ok(Some(receipt)) => Ok(receipt),
         Ok(None) | Err(PaymentError::IdempotencyKeyReused) => {
-            pay_in_one_transaction(conn, user_id, reservation_id, key, trace_context)
+            pay_in_one_transaction(conn, user_id, reservation_id, key, trace_context.as_deref())
         }
         Err(error) => Err(error),
     }
@@ -117,7 +111,7 @@ fn pay_in_one_transaction(
     user_id: i64,
     reservation_id: EntityId,
     key: Option<&IdempotencyKey>,
-    trace_context: Option<String>,
+    trace_context: Option<&str>,
 ) -> Result<PaymentReceipt, PaymentError> {
     conn.transaction(|conn| {
         // Concurrent payments (and cancellations) of one reservation queue on this row lock,
@@ -142,13 +136,15 @@ fn pay_in_one_transaction(
             ReservationStatus::Cancelled => return Err(PaymentError::AlreadyCancelled),
             ReservationStatus::Expired => return Err(PaymentError::HoldExpired),
         }
-        // now() is the transaction's start time, so this is the paid_at the payment row gets.
-        let paid_at = reservation.transaction_time;
-        let event = ReservationEvent::about(&reservation, RESERVATION_CONFIRMED, paid_at, paid_at)
-            .into_outbox_row(trace_context)?;
-        let receipt = record_payment(conn, &reservation, key)?;
-        enqueue_event(conn, &event)?;
-        Ok(receipt)
+        // Held and within its hold, under our lock: the payment statement writes everything,
+        // or nothing because the balance is short.
+        match held::pay_held_reservation(conn, user_id, reservation_id, key, trace_context)? {
+            Some(receipt) => Ok(receipt),
+            None => Err(PaymentError::InsufficientPoints {
+                balance: crate::points::current_balance(conn, user_id)?,
+                price: reservation.amount,
+            }),
+        }
     })
 }
 
@@ -165,52 +161,4 @@ fn find_payment_by_key(
     .bind::<Text, _>(key.as_str())
     .get_result(conn)
     .optional()
-}
-
-/// Debits the points, confirms the reservation (which marks the seat sold), and writes the
-/// payment and its ledger row: one statement, so one round trip of the payment's transaction.
-/// Each step runs only if the one before it produced a row, so a balance too small for the
-/// price writes nothing and reads as insufficient points (the `balance >= 0` CHECK backs the
-/// debit's guard up).
-fn record_payment(
-    conn: &mut PgConnection,
-    reservation: &LockedReservation,
-    key: Option<&IdempotencyKey>,
-) -> Result<PaymentReceipt, PaymentError> {
-    let recorded: Option<PaymentReceipt> = cached_sql(
-        "WITH debited AS ( \
-             UPDATE users SET balance = balance - $3 WHERE id = $2 AND balance >= $3 \
-             RETURNING balance), \
-         confirmed AS ( \
-             UPDATE reservations SET status = 'confirmed', confirmed_at = now() \
-             WHERE id = $1 AND status = 'held' AND EXISTS (SELECT FROM debited) RETURNING id), \
-         paid AS ( \
-             INSERT INTO payments (reservation_id, user_id, amount, balance_after, idempotency_key) \
-             SELECT confirmed.id, $2, $3, debited.balance, $4 FROM confirmed, debited \
-             RETURNING id, reservation_id, amount, balance_after), \
-         ledger AS ( \
-             INSERT INTO point_ledger (user_id, delta, reason, payment_id, balance_after) \
-             SELECT $2, -amount, 'payment', id, balance_after FROM paid) \
-         SELECT id AS payment_id, reservation_id, amount, balance_after AS balance FROM paid",
-    )
-    .bind::<BigInt, _>(reservation.id)
-    .bind::<BigInt, _>(reservation.user_id)
-    .bind::<BigInt, _>(reservation.amount)
-    .bind::<Nullable<Text>, _>(key.map(IdempotencyKey::as_str))
-    .get_result(conn)
-    .optional()?;
-    if let Some(receipt) = recorded {
-        return Ok(receipt);
-    }
-    // Nothing was written: the debit's guard refused, or (which the row lock rules out) the
-    // reservation stopped being `held`; the rollback undoes the debit in that case.
-    let balance = crate::points::current_balance(conn, reservation.user_id)?;
-    if balance < reservation.amount {
-        Err(PaymentError::InsufficientPoints {
-            balance,
-            price: reservation.amount,
-        })
-    } else {
-        Err(PaymentError::NotHeld(reservation.id))
-    }
 }

@@ -153,10 +153,6 @@ pub struct LockedReservation {
     pub hold_lapsed: bool,
     #[diesel(sql_type = BigInt)]
     pub amount: i64,
-    /// `now()` of the locking transaction: PostgreSQL's transaction timestamp, the same in
-    /// every statement of it, so the events built from it carry the times the rows record.
-    #[diesel(sql_type = Timestamptz)]
-    pub transaction_time: DateTime<Utc>,
 }
 
 /// Locks the caller's reservation row. Payments and cancellations of one reservation queue on
@@ -169,7 +165,7 @@ pub fn lock_reservation(
 ) -> QueryResult<Option<LockedReservation>> {
     cached_sql(
         "SELECT r.id, r.user_id, r.seat_id, s.seat_no, s.schedule_id, sc.concert_id, r.status, \
-                r.held_until <= now() AS hold_lapsed, r.amount, now() AS transaction_time \
+                r.held_until <= now() AS hold_lapsed, r.amount \
          FROM reservations r \
          JOIN seats s ON s.id = r.seat_id \
          JOIN schedules sc ON sc.id = s.schedule_id \

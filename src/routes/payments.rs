@@ -35,8 +35,6 @@ impl From<PaymentError> for ApiError {
                 ApiError::InsufficientPoints { balance, price }
             }
             PaymentError::IdempotencyKeyReused => ApiError::IdempotencyKeyReused,
-            PaymentError::Payload(e) => ApiError::internal(e),
-            error @ PaymentError::NotHeld(_) => ApiError::internal(error),
             PaymentError::Database(e) => e.into(),
         }
     }
@@ -74,17 +72,21 @@ async fn pay(
     };
     let trace_context = crate::trace::trace_context(&req);
     let traceparent = trace_context.clone();
+    let waker = state.relay_waker.clone();
     let receipt = with_db(&state, move |conn| {
-        pay_for_reservation(
+        let receipt = pay_for_reservation(
             conn,
             user.id,
             reservation_id,
             key.as_ref(),
             Some(trace_context),
-        )
+        )?;
+        // In the blocking work, which finishes even if the client has gone: a committed
+        // payment is always followed by a wake-up.
+        waker.wake();
+        Ok::<_, PaymentError>(receipt)
     })
     .await?;
-    state.relay_waker.wake();
     log::info!(
         "payment confirmed request_id={} traceparent={traceparent} payment_id={} reservation_id={} user_id={} amount={}",
         crate::trace::request_id(&req),

@@ -58,33 +58,7 @@ async fn hold(
     body: web::Json<Hold>,
 ) -> Result<HttpResponse, ApiError> {
     let seat_id = EntityId::parse("seat_id", body.seat_id)?;
-    let ttl = state.hold_ttl;
-    // Asked again once a permit is granted: the seat may have been taken while we queued.
-    let taken = || state.taken_seats.is_taken(seat_id.get());
-    if taken() {
-        return Err(ApiError::SeatUnavailable);
-    }
-    let permit = state
-        .hold_permits
-        .acquire()
-        .await
-        .map_err(ApiError::internal)?;
-    if taken() {
-        return Err(ApiError::SeatUnavailable);
-    }
-    let held = with_db(&state, move |conn| hold_seat(conn, user.id, seat_id, ttl)).await;
-    drop(permit);
-    let reservation = match held {
-        Ok(reservation) => reservation,
-        Err(ApiError::SeatUnavailable) => {
-            state.taken_seats.remember(seat_id.get(), None);
-            return Err(ApiError::SeatUnavailable);
-        }
-        Err(error) => return Err(error),
-    };
-    state
-        .taken_seats
-        .remember(reservation.seat_id, Some(reservation.held_until));
+    let reservation = hold_through_admission(&state, user.id, seat_id).await?;
     log::info!(
         "seat held reservation_id={} seat_id={} user_id={}",
         reservation.id,
@@ -92,6 +66,46 @@ async fn hold(
         user.id
     );
     Ok(HttpResponse::Created().json(reservation))
+}
+
+/// A hold the way a rush needs it. A seat seen taken within the last second is refused without
+/// the database. Otherwise the hold waits for one of `HOLD_CONCURRENCY` permits, holding no
+/// thread and no connection while it waits. The permit and what the database answered are
+/// dealt with inside the blocking work, which runs to its end even if the client has gone, so
+/// a dropped request never frees its permit while its statement still holds a connection.
+async fn hold_through_admission(
+    state: &web::Data<AppState>,
+    user_id: i64,
+    seat_id: EntityId,
+) -> Result<Reservation, ApiError> {
+    // Asked again once a permit is granted: the seat may have been taken while we queued.
+    let taken = || state.taken_seats.is_taken(seat_id.get());
+    if taken() {
+        return Err(ApiError::SeatUnavailable);
+    }
+    let permit = state
+        .hold_permits
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(ApiError::internal)?;
+    if taken() {
+        return Err(ApiError::SeatUnavailable);
+    }
+    let (ttl, shared) = (state.hold_ttl, state.clone());
+    with_db(state, move |conn| {
+        let held = hold_seat(conn, user_id, seat_id, ttl);
+        drop(permit);
+        match &held {
+            Ok(reservation) => shared
+                .taken_seats
+                .remember(reservation.seat_id, Some(reservation.held_until)),
+            Err(HoldError::SeatUnavailable) => shared.taken_seats.remember(seat_id.get(), None),
+            Err(_) => {}
+        }
+        held
+    })
+    .await
 }
 
 /// The caller's reservation; someone else's is 404 like an unknown one.
@@ -129,14 +143,18 @@ async fn cancel(
 ) -> Result<HttpResponse, ApiError> {
     let id = EntityId::parse("reservation id", path.into_inner())?;
     let trace_context = crate::trace::trace_context(&req);
+    let shared = state.clone();
     let cancellation = with_db(&state, move |conn| {
-        cancel_reservation(conn, user.id, id, Some(trace_context))
+        let cancellation = cancel_reservation(conn, user.id, id, Some(trace_context))?;
+        // In the blocking work, which finishes even if the client has gone: a committed
+        // cancellation is always followed by these.
+        if cancellation.wrote_event() {
+            shared.relay_waker.wake();
+        }
+        shared.taken_seats.forget(cancellation.seat_id);
+        Ok::<_, CancelError>(cancellation)
     })
     .await?;
-    if cancellation.wrote_event() {
-        state.relay_waker.wake();
-    }
-    state.taken_seats.forget(cancellation.seat_id);
     log::info!(
         "reservation cancelled request_id={} reservation_id={} user_id={} refunded={}",
         crate::trace::request_id(&req),

@@ -1,10 +1,10 @@
 //! The flows baseline: the SQL the service runs for one hold and one payment, issued straight
 //! to Postgres. One OS thread with its own connection per client, each doing what the service
 //! does per request: authenticate (one query), then the use case (`hold_seat`, then
-//! `pay_for_reservation` in its transaction). No HTTP, no pool, no thread hand-offs, and no
-//! relay wake-ups: the service sends those from a background task, a few per burst of
-//! payments; leaving them out makes the baseline do a little less than the service, so the
-//! service/baseline ratio errs low.
+//! `pay_for_reservation`, one statement for a payable reservation). No HTTP, no pool, no thread
+//! hand-offs, and no relay wake-ups: the service sends those from a background task, a few per
+//! burst of payments; leaving them out makes the baseline do a little less than the service, so
+//! the service/baseline ratio errs low.
 
 use crate::api_client::BenchUser;
 use crate::stats::{per_second, show, Summary};

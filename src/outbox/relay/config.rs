@@ -140,7 +140,7 @@ impl RelayConfig {
     }
 
     /// Checks the settings against each other, so a relay never starts in a state where it
-    /// could mark another relay's delivery or forget an event.
+    /// could acknowledge another relay's delivery or forget an event.
     fn validate(self) -> Result<Self, ConfigError> {
         let fail = |name, reason: String| Err(ConfigError { name, reason });
         if self.batch_size == 0 || self.batch_size > MAX_BATCH_SIZE {

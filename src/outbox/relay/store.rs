@@ -219,9 +219,9 @@ pub fn delete_sent_events(conn: &mut PgConnection, retention: Duration) -> Query
     const CHUNK: i64 = 5_000;
     let mut total = 0;
     loop {
-        // An event is sent after it is created, so `created_at` (BRIN-indexed) bounds the
-        // search to old pages without an index on `sent_at`, which would make every
-        // acknowledgement's stamp a non-HOT update.
+        // An event is sent after it is created, so the `created_at` index finds the old ones
+        // without an index on `sent_at`, which would make every acknowledgement's stamp a
+        // non-HOT update.
         let deleted = cached_sql(
             "DELETE FROM outbox WHERE id IN ( \
                  SELECT id FROM outbox \

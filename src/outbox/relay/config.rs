@@ -74,7 +74,7 @@ pub const MAX_BATCH_SIZE: u32 = 1_000;
 /// Rows claimed per round: the largest allowed. A round has fixed costs (two statements and
 /// their commits, a request), so a backlog drains faster in bigger rounds: at a 100,000-event
 /// backlog, batched delivery drained 20,600-24,700 events/s in rounds of 200, 23,200-36,500 in
-/// rounds of 500 and 32,400-35,500 in rounds of 1,000 (README, Performance). Under a steady load
+/// rounds of 500 and 32,400-36,700 in rounds of 1,000 (README, Performance). Under a steady load
 /// a round takes whatever is due, so the size delays nothing; a destination that limits body
 /// sizes needs a smaller one.
 pub const DEFAULT_BATCH_SIZE: u32 = MAX_BATCH_SIZE;

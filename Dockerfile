@@ -2,9 +2,14 @@
 FROM rust:1-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends libpq-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-# Dependencies first, so a source change does not rebuild them.
+# Dependencies first, so a source change does not rebuild them. The stub binary is the
+# default-run one, which cargo insists exists. The workspace names crates/concert-bench, so its
+# manifest (with a stub main) must be there for cargo to read the workspace; `--bins` builds only
+# the default member, the product, so the bench is never compiled into the image.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir -p src/bin && echo 'fn main() {}' > src/bin/concert-api.rs && touch src/lib.rs \
+COPY crates/concert-bench/Cargo.toml ./crates/concert-bench/
+RUN mkdir -p src/bin crates/concert-bench/src && echo 'fn main() {}' > src/bin/concert-outbox.rs \
+    && echo 'fn main() {}' > crates/concert-bench/src/main.rs && touch src/lib.rs \
     && cargo build --release --bins 2>/dev/null || true
 COPY migrations ./migrations
 COPY src ./src

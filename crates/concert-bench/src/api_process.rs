@@ -151,7 +151,7 @@ fn release_api_binary() -> BenchResult<PathBuf> {
         .ok_or("cannot tell which directory concert-bench runs from")?;
     if dir.file_name() != Some(std::ffi::OsStr::new("release")) {
         return Err(format!(
-            "concert-bench runs from {}, not a release build; use `cargo run --release`",
+            "concert-bench runs from {}, not a release build; use `cargo run --release -p concert-bench`",
             dir.display()
         )
         .into());

@@ -13,8 +13,9 @@
 //!
 //! Every command creates its own database (`concert_bench_<random>`) on DATABASE_URL's server,
 //! migrates it and drops it at the end; no other database is touched. `flows` and `hot-seat`
-//! spawn `concert-api` from this executable's directory, so build it first:
-//! `cargo build --release --bin concert-api`. `--json` prints the report as JSON.
+//! spawn `concert-api` from this executable's directory, so build both, from the workspace root:
+//! `cargo build --release --bin concert-api && cargo build --release -p concert-bench`.
+//! `--json` prints the report as JSON.
 
 mod api_client;
 mod api_process;

@@ -55,15 +55,18 @@ pub fn seed_demo(conn: &mut PgConnection, token_file: &Path) -> Result<Demo, Dem
         }
     };
     if crate::concerts::list_concerts(conn)?.is_empty() {
-        let schedule = NewSchedule {
-            starts_at: chrono::Utc::now() + chrono::Duration::days(30),
-            seat_count: SeatCount::try_from(50)?,
-            price: Price::try_from(1_000)?,
+        // Two dates of 50 seats, as in the course: the seat map has a date to pick.
+        let in_days = |days| -> Result<NewSchedule, DemoError> {
+            Ok(NewSchedule {
+                starts_at: chrono::Utc::now() + chrono::Duration::days(days),
+                seat_count: SeatCount::try_from(50)?,
+                price: Price::try_from(1_000)?,
+            })
         };
         create_concert(
             conn,
             &ConcertTitle::try_from("Demo Concert".to_string())?,
-            &[schedule],
+            &[in_days(30)?, in_days(31)?],
         )?;
     }
     Ok(Demo {

@@ -1,9 +1,24 @@
-//! A private PostgreSQL for the one-command demo: the machine's own server binaries, a data
-//! folder inside the project, a free port on 127.0.0.1, stopped again on shutdown.
+//! A private PostgreSQL for the one-command demo and for tests on a machine without a server
+//! to point at: the machine's own server binaries, a data folder inside the project, a free
+//! port on 127.0.0.1, stopped again on shutdown (and by a watchdog if this process is killed).
+//!
+//! PostgreSQL refuses to run as root, so on a root shell the server runs as the `postgres`
+//! user. That user often cannot enter the project folder (root's home and `mktemp -d` folders
+//! are mode 700); the server's files then go to a folder under the system's temporary folder
+//! named after the project folder, so the next start from the same folder finds them again.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+
+/// The unprivileged user the server runs as when this process is root.
+const SERVER_USER: &str = "postgres";
+
+/// Settings written once into a new cluster: TCP on loopback only and no Unix socket, so no
+/// socket path (relative, too long, or in a folder the server cannot write) can stop a start.
+const CLUSTER_SETTINGS: &str = "\n# written by concert-outbox\nlisten_addresses = '127.0.0.1'\n\
+unix_socket_directories = ''\nmax_connections = 200\n";
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddedError {
@@ -14,64 +29,102 @@ pub enum EmbeddedError {
          or point DATABASE_URL at a server, or run `docker compose up`."
     )]
     NoBinaries,
+    #[error(
+        "running as root, the private PostgreSQL must run as the `{SERVER_USER}` user, and there is \
+         none: run as an ordinary user, create the user (`useradd --system {SERVER_USER}`), or set DATABASE_URL"
+    )]
+    NoServerUser,
     #[error("`{command}` failed: {detail}")]
     Command { command: String, detail: String },
-    #[error("cannot prepare the data folder {path}: {source}")]
-    DataDir {
+    #[error("cannot prepare the folder {path}")]
+    Folder {
         path: String,
+        #[source]
         source: std::io::Error,
     },
 }
 
+/// Where a private server keeps its files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerFolder {
+    /// Holds `data/` (the cluster) and `postgres.log`.
+    pub path: PathBuf,
+    /// The folder asked for, when the server user could not enter it and `path` is elsewhere.
+    pub relocated_from: Option<PathBuf>,
+}
+
 pub struct EmbeddedPostgres {
     bin_dir: PathBuf,
-    data_dir: PathBuf,
+    folder: ServerFolder,
     run_as: Option<&'static str>,
     port: u16,
+    /// Stops the server if this process dies without dropping the guard (SIGKILL, `exit`).
+    watchdog: Option<Child>,
+    cleanup: Cleanup,
 }
 
 impl EmbeddedPostgres {
-    /// Initialises `root/pg` on first use and starts the server; the returned guard stops it.
+    /// Starts a server whose files live in `root/postgres` (or where the server user can
+    /// enter, see the module doc), initialising it on first use. Dropping the guard stops it.
     pub fn start(root: &Path) -> Result<EmbeddedPostgres, EmbeddedError> {
+        Self::start_in(root, Cleanup::Keep)
+    }
+
+    /// Like [`start`](Self::start), for a server nobody needs again: once it stops, `root`
+    /// and the server's files are deleted, even when this process is killed.
+    pub fn start_throwaway(root: &Path) -> Result<EmbeddedPostgres, EmbeddedError> {
+        Self::start_in(root, Cleanup::Delete(root.to_path_buf()))
+    }
+
+    fn start_in(root: &Path, cleanup: Cleanup) -> Result<EmbeddedPostgres, EmbeddedError> {
         let bin_dir = find_binaries().ok_or(EmbeddedError::NoBinaries)?;
-        let data_dir = root.join("pg");
-        // PostgreSQL refuses to run as root; on a root shell it runs as the `postgres` user.
-        let run_as = is_root().then_some("postgres");
-        prepare_dir(root, run_as)?;
+        let run_as = match is_root() {
+            true if user_exists(SERVER_USER) => Some(SERVER_USER),
+            true => return Err(EmbeddedError::NoServerUser),
+            false => None,
+        };
+        let folder = server_folder(root, run_as)?;
         let mut postgres = EmbeddedPostgres {
             bin_dir,
-            data_dir,
+            folder,
             run_as,
             port: 0,
+            watchdog: None,
+            cleanup,
         };
-        if !postgres.data_dir.join("PG_VERSION").exists() {
-            log::info!(
-                "initialising a private PostgreSQL data_dir={}",
-                postgres.data_dir.display()
+        if let Some(from) = &postgres.folder.relocated_from {
+            log::warn!(
+                "the {SERVER_USER} user cannot enter {}: the private PostgreSQL keeps its data in {} instead",
+                from.display(),
+                postgres.folder.path.display()
             );
-            let data = postgres.data_dir.display().to_string();
-            postgres.run(
-                "initdb",
-                &["-D", &data, "-U", "postgres", "--auth=trust", "-E", "UTF8"],
-            )?;
         }
+        postgres.initialise_if_new()?;
         postgres.port = free_port()?;
-        let options = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -k {} -c max_connections=100",
-            postgres.port,
-            root.display()
-        );
-        let log_file = root.join("postgres.log").display().to_string();
-        let data = postgres.data_dir.display().to_string();
-        postgres.run(
+        postgres.watchdog = Some(postgres.spawn_watchdog()?);
+        let started = postgres.run(
             "pg_ctl",
             &[
-                "-D", &data, "-l", &log_file, "-o", &options, "-w", "-t", "30", "start",
+                "-D",
+                &postgres.data_dir().display().to_string(),
+                "-l",
+                &postgres.log_file().display().to_string(),
+                "-o",
+                &format!("-p {}", postgres.port),
+                "-w",
+                "-t",
+                "60",
+                "start",
             ],
-        )?;
+        );
+        if let Err(error) = started {
+            return Err(postgres.with_log_tail(error));
+        }
         log::info!(
-            "private PostgreSQL started port={} log={log_file}",
-            postgres.port
+            "private PostgreSQL started port={} data_dir={} log={}",
+            postgres.port,
+            postgres.data_dir().display(),
+            postgres.log_file().display()
         );
         Ok(postgres)
     }
@@ -79,6 +132,78 @@ impl EmbeddedPostgres {
     /// A URL for `database` on this server.
     pub fn url(&self, database: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    pub fn folder(&self) -> &ServerFolder {
+        &self.folder
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.folder.path.join("data")
+    }
+
+    pub fn log_file(&self) -> PathBuf {
+        self.folder.path.join("postgres.log")
+    }
+
+    fn initialise_if_new(&self) -> Result<(), EmbeddedError> {
+        let data_dir = self.data_dir();
+        if data_dir.join("PG_VERSION").exists() {
+            return Ok(());
+        }
+        log::info!(
+            "initialising a private PostgreSQL data_dir={}",
+            data_dir.display()
+        );
+        let data = data_dir.display().to_string();
+        self.run(
+            "initdb",
+            &["-D", &data, "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+        )?;
+        let conf = data_dir.join("postgresql.conf");
+        append(&conf, CLUSTER_SETTINGS).map_err(|source| EmbeddedError::Folder {
+            path: conf.display().to_string(),
+            source,
+        })
+    }
+
+    /// A shell that waits for this process to end, then stops the server (and deletes its
+    /// files for a throwaway one). It has a process group of its own, like the server, so a
+    /// Ctrl-C at the terminal reaches only this process, which then stops both in order.
+    fn spawn_watchdog(&self) -> Result<Child, EmbeddedError> {
+        let mut script = String::from(
+            "while kill -0 \"$1\" 2>/dev/null; do sleep 1; done; shift; \"$@\" >/dev/null 2>&1",
+        );
+        let mut command = Command::new("sh");
+        if let Cleanup::Delete(root) = &self.cleanup {
+            script.push_str("; rm -rf \"$SERVER_FOLDER\" \"$ROOT\"");
+            command
+                .env("SERVER_FOLDER", &self.folder.path)
+                .env("ROOT", root);
+        }
+        command
+            .args(["-c", &script, "watchdog", &std::process::id().to_string()])
+            .args(self.stop_command())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0);
+        command.spawn().map_err(|e| EmbeddedError::Command {
+            command: "sh (watchdog)".into(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// `pg_ctl stop` for this server, as the user it runs as.
+    fn stop_command(&self) -> Vec<String> {
+        let mut words = Vec::new();
+        if let Some(user) = self.run_as {
+            words.extend(["runuser", "-u", user, "--"].map(String::from));
+        }
+        words.push(self.bin_dir.join("pg_ctl").display().to_string());
+        words.extend(["-D".into(), self.data_dir().display().to_string()]);
+        words.extend(["-m", "fast", "-w", "stop"].map(String::from));
+        words
     }
 
     fn run(&self, program: &str, args: &[&str]) -> Result<(), EmbeddedError> {
@@ -91,8 +216,12 @@ impl EmbeddedPostgres {
             }
             None => Command::new(&binary),
         };
+        // The server inherits this process group: keep it out of the terminal's, so Ctrl-C
+        // does not stop it under a shutdown still writing to it.
         let output = command
             .args(args)
+            .stdin(Stdio::null())
+            .process_group(0)
             .output()
             .map_err(|e| EmbeddedError::Command {
                 command: program.into(),
@@ -106,16 +235,130 @@ impl EmbeddedPostgres {
             detail: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
         })
     }
+
+    /// Adds the end of the server's log, which says why a start failed, to `error`.
+    fn with_log_tail(&self, error: EmbeddedError) -> EmbeddedError {
+        let EmbeddedError::Command { command, detail } = error else {
+            return error;
+        };
+        let log = std::fs::read_to_string(self.log_file()).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(5).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        EmbeddedError::Command {
+            command,
+            detail: format!(
+                "{detail}; {} says: {}",
+                self.log_file().display(),
+                tail.join(" | ")
+            ),
+        }
+    }
 }
 
 impl Drop for EmbeddedPostgres {
     fn drop(&mut self) {
-        let data = self.data_dir.display().to_string();
+        let data = self.data_dir().display().to_string();
         match self.run("pg_ctl", &["-D", &data, "-m", "fast", "-w", "stop"]) {
             Ok(()) => log::info!("private PostgreSQL stopped"),
             Err(error) => log::error!("cannot stop the private PostgreSQL error=\"{error}\""),
         }
+        if let Some(mut watchdog) = self.watchdog.take() {
+            let _ = watchdog.kill();
+            let _ = watchdog.wait();
+        }
+        if let Cleanup::Delete(root) = &self.cleanup {
+            let _ = std::fs::remove_dir_all(&self.folder.path);
+            let _ = std::fs::remove_dir_all(root);
+        }
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Cleanup {
+    Keep,
+    /// The server's files and this folder go once the server has stopped.
+    Delete(PathBuf),
+}
+
+/// `root/postgres`, owned by the server user; or, when that user cannot enter it, a folder
+/// under the system's temporary folder named after `root`.
+fn server_folder(root: &Path, run_as: Option<&str>) -> Result<ServerFolder, EmbeddedError> {
+    let folder_error = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| EmbeddedError::Folder { path, source }
+    };
+    std::fs::create_dir_all(root).map_err(folder_error(root))?;
+    let root = root.canonicalize().map_err(folder_error(root))?;
+    let wanted = root.join("postgres");
+    std::fs::create_dir_all(&wanted).map_err(folder_error(&wanted))?;
+    let Some(user) = run_as else {
+        return Ok(ServerFolder {
+            path: wanted,
+            relocated_from: None,
+        });
+    };
+    give_to(user, &wanted)?;
+    if user_can_write(user, &wanted) {
+        return Ok(ServerFolder {
+            path: wanted,
+            relocated_from: None,
+        });
+    }
+    let elsewhere = std::env::temp_dir().join(format!(
+        "concert-outbox-postgres-{:016x}",
+        fingerprint(&wanted)
+    ));
+    std::fs::create_dir_all(&elsewhere).map_err(folder_error(&elsewhere))?;
+    give_to(user, &elsewhere)?;
+    Ok(ServerFolder {
+        path: elsewhere,
+        relocated_from: Some(wanted),
+    })
+}
+
+fn give_to(user: &str, folder: &Path) -> Result<(), EmbeddedError> {
+    let status = Command::new("chown")
+        .args(["-R", user])
+        .arg(folder)
+        .status()
+        .map_err(|source| EmbeddedError::Folder {
+            path: folder.display().to_string(),
+            source,
+        })?;
+    if status.success() {
+        return Ok(());
+    }
+    Err(EmbeddedError::Command {
+        command: format!("chown -R {user} {}", folder.display()),
+        detail: status.to_string(),
+    })
+}
+
+/// Whether `user` can reach and write `folder` (every folder above it must let them pass).
+fn user_can_write(user: &str, folder: &Path) -> bool {
+    Command::new("runuser")
+        .args(["-u", user, "--", "test", "-w"])
+        .arg(folder)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A stable name for a path (FNV-1a: the same on every start and every build).
+fn fingerprint(path: &Path) -> u64 {
+    path.as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+            (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+        })
+}
+
+fn append(file: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(file)?
+        .write_all(text.as_bytes())
 }
 
 fn find_binaries() -> Option<PathBuf> {
@@ -154,31 +397,22 @@ fn version_of(bin_dir: &Path) -> u32 {
         .unwrap_or(0)
 }
 
-fn prepare_dir(root: &Path, owner: Option<&str>) -> Result<(), EmbeddedError> {
-    let fail = |source| EmbeddedError::DataDir {
-        path: root.display().to_string(),
-        source,
-    };
-    std::fs::create_dir_all(root).map_err(fail)?;
-    if let Some(owner) = owner {
-        let status = Command::new("chown")
-            .args(["-R", owner])
-            .arg(root)
-            .status()
-            .map_err(fail)?;
-        if !status.success() {
-            return Err(fail(std::io::Error::other(format!("chown {owner} failed"))));
-        }
-    }
-    Ok(())
-}
-
 fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
+}
+
+fn user_exists(user: &str) -> bool {
+    Command::new("id")
+        .arg("-u")
+        .arg(user)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn free_port() -> Result<u16, EmbeddedError> {
@@ -189,4 +423,19 @@ fn free_port() -> Result<u16, EmbeddedError> {
             command: "bind".into(),
             detail: e.to_string(),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folder_keeps_its_fingerprint_and_others_differ() {
+        let a = fingerprint(Path::new("/root/concert-outbox/.data/postgres"));
+        assert_eq!(
+            a,
+            fingerprint(Path::new("/root/concert-outbox/.data/postgres"))
+        );
+        assert_ne!(a, fingerprint(Path::new("/root/other/.data/postgres")));
+    }
 }

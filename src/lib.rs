@@ -13,6 +13,7 @@ pub mod error;
 pub mod metrics;
 pub mod mock_platform;
 pub mod outbox;
+pub mod pages;
 pub mod payments;
 pub mod points;
 pub mod reservations;

@@ -90,6 +90,7 @@ impl Application {
                     }))
                 })
                 .into_app()
+                .configure(crate::pages::routes)
         })
         .listen(listener)?
         .shutdown_timeout(10)

@@ -32,7 +32,7 @@ async fn run() -> Result<(), AnyError> {
     let data_dir =
         PathBuf::from(std::env::var("CONCERT_DATA_DIR").unwrap_or_else(|_| ".data".into()));
     // Held until the end of `run`: dropping it stops the private server.
-    let (database_url, _postgres) =
+    let (database_url, postgres) =
         match std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) {
             Some(url) => (url, None),
             None => {
@@ -46,7 +46,7 @@ async fn run() -> Result<(), AnyError> {
                 (url, Some(postgres))
             }
         };
-    let mock_listener = std::net::TcpListener::bind(env_or("MOCK_BIND", "127.0.0.1:9090"))?;
+    let mock_listener = bind_or_any_port("MOCK_BIND", "127.0.0.1:9090")?;
     let mock_url = format!("http://{}", mock_listener.local_addr()?);
     let mock = mock_platform::start(MockPlatformConfig {
         listener: mock_listener,
@@ -67,6 +67,10 @@ async fn run() -> Result<(), AnyError> {
     settings
         .entry("DATA_PLATFORM_URL".into())
         .or_insert_with(|| mock_url.clone());
+    if !settings.contains_key("BIND_ADDR") {
+        let api = bind_or_any_port("BIND_ADDR", "127.0.0.1:8080")?;
+        settings.insert("BIND_ADDR".into(), api.local_addr()?.to_string());
+    }
     let config = ApiConfig::from_lookup(|name| settings.get(name).cloned())?;
     let app = Application::build(config).await?;
 
@@ -78,17 +82,33 @@ async fn run() -> Result<(), AnyError> {
         }
     })
     .await??;
-    print_welcome(
-        &format!("http://127.0.0.1:{}", app.port()),
-        &mock_url,
-        &admin_token,
-        &demo,
-    );
+    print_welcome(&Welcome {
+        api: &format!("http://127.0.0.1:{}", app.port()),
+        mock: &mock_url,
+        admin_token: &admin_token,
+        demo: &demo,
+        postgres: postgres.as_ref(),
+    });
 
     app.run_until_stopped().await?;
     mock_handle.stop(true).await;
+    drop(postgres);
     log::info!("concert-outbox stopped");
     Ok(())
+}
+
+/// Binds the address in `variable`, or `default` when it is unset; a default that is taken
+/// (another program on 8080) gives way to a free port, which the welcome text prints.
+fn bind_or_any_port(variable: &str, default: &str) -> Result<std::net::TcpListener, AnyError> {
+    use std::net::TcpListener;
+    if let Some(addr) = std::env::var(variable).ok().filter(|v| !v.is_empty()) {
+        return TcpListener::bind(&addr)
+            .map_err(|e| format!("{variable}: cannot listen on {addr}: {e}").into());
+    }
+    TcpListener::bind(default).or_else(|error| {
+        log::warn!("{default} is not free ({error}): listening on a free port instead; set {variable} to choose");
+        Ok(TcpListener::bind("127.0.0.1:0")?)
+    })
 }
 
 fn env_or(name: &str, default: &str) -> String {
@@ -112,14 +132,46 @@ fn ensure_database(maintenance_url: &str, name: &str) -> Result<(), AnyError> {
     Ok(())
 }
 
-fn print_welcome(api: &str, mock: &str, admin_token: &str, demo: &Demo) {
+struct Welcome<'a> {
+    api: &'a str,
+    mock: &'a str,
+    admin_token: &'a str,
+    demo: &'a Demo,
+    postgres: Option<&'a EmbeddedPostgres>,
+}
+
+fn print_welcome(w: &Welcome) {
+    let Welcome {
+        api,
+        mock,
+        admin_token,
+        demo,
+        ..
+    } = w;
     let seat = demo
         .free_seat
         .map_or("<seat id>".to_string(), |s| s.to_string());
     let token = &demo.token;
+    let database = match w.postgres {
+        None => "  database:       DATABASE_URL\n".to_string(),
+        Some(postgres) => {
+            let mut line = format!(
+                "  database:       private PostgreSQL, data in {}\n",
+                postgres.folder().path.display()
+            );
+            if let Some(from) = &postgres.folder().relocated_from {
+                line.push_str(&format!(
+                    "                  (the postgres user cannot enter {})\n",
+                    from.display()
+                ));
+            }
+            line
+        }
+    };
     println!(
         "\nconcert-outbox is running.\n\
-         \n  API:            {api}\n  data platform:  {mock}  (mock)\n  metrics:        {api}/metrics\n\
+         \n  seat map:       {api}/\n  dashboard:      {api}/admin  (log in with the admin token)\n\
+         \n  API:            {api}\n  data platform:  {mock}  (mock)\n  metrics:        {api}/metrics\n{database}\
          \n  demo token:     {token}\n  admin token:    {admin_token}\n\
          \nTry it:\n\
          \n  # 1. hold a seat\n  curl -s -X POST {api}/reservations -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' -d '{{\"seat_id\": {seat}}}'\n\

@@ -2,7 +2,7 @@
 //! the aggregates they hold back), and re-queueing dead ones.
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Double, Integer, Nullable, Text, Uuid as SqlUuid};
+use diesel::sql_types::{BigInt, Double, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize, QueryableByName, utoipa::ToSchema)]
@@ -90,6 +90,37 @@ pub fn outbox_status(conn: &mut PgConnection) -> QueryResult<OutboxStatus> {
     .bind::<BigInt, _>(DEAD_LISTED)
     .load(conn)?;
     Ok(OutboxStatus { destinations, dead })
+}
+
+/// An event every destination has acknowledged.
+#[derive(Debug, Clone, Serialize, QueryableByName)]
+pub struct SentEvent {
+    #[diesel(sql_type = BigInt)]
+    pub outbox_id: i64,
+    #[diesel(sql_type = SqlUuid)]
+    pub event_id: uuid::Uuid,
+    #[diesel(sql_type = Text)]
+    pub event_type: String,
+    #[diesel(sql_type = Text)]
+    pub aggregate_type: String,
+    #[diesel(sql_type = BigInt)]
+    pub aggregate_id: i64,
+    #[diesel(sql_type = Timestamptz)]
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// When the last destination acknowledged it.
+    #[diesel(sql_type = Timestamptz)]
+    pub sent_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The `limit` newest events that every destination has acknowledged, newest first. Walks the
+/// primary key backwards, so it stays cheap beside any number of sent events.
+pub fn latest_sent(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<SentEvent>> {
+    diesel::sql_query(
+        "SELECT id AS outbox_id, event_id, event_type, aggregate_type, aggregate_id, created_at, sent_at \
+         FROM outbox WHERE sent_at IS NOT NULL ORDER BY id DESC LIMIT $1",
+    )
+    .bind::<BigInt, _>(limit)
+    .load(conn)
 }
 
 /// Re-queues dead deliveries (all of them, or those of event `outbox_id`) with fresh attempts

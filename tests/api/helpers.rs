@@ -1,6 +1,7 @@
-//! The test harness: a real Postgres (the one `DATABASE_URL` names, or a throwaway container
-//! started with testcontainers), one fresh database per test cloned from a migrated template,
-//! and the real application served on a random port.
+//! The test harness: a real Postgres (the one `DATABASE_URL` names; without it a throwaway
+//! container started with testcontainers, or, where no Docker engine answers, a private server
+//! from the machine's own PostgreSQL binaries), one fresh database per test cloned from a
+//! migrated template, and the real application served on a random port.
 
 use concert_outbox::config::ApiConfig;
 use concert_outbox::db::url_for_database;
@@ -14,43 +15,68 @@ use std::time::{Duration, Instant};
 
 /// The Postgres server every test database lives on, as a connection URL to a maintenance
 /// database there.
-fn server_url() -> &'static str {
+pub fn server_url() -> &'static str {
     static URL: OnceLock<String> = OnceLock::new();
     URL.get_or_init(|| match std::env::var("DATABASE_URL") {
         Ok(url) if !url.is_empty() => url,
-        _ => start_container(),
+        _ => start_container().unwrap_or_else(|error| {
+            let root = std::env::temp_dir().join(format!("concert-tests-{}", std::process::id()));
+            eprintln!(
+                "tests: no DATABASE_URL and no Postgres container ({error}); \
+                 starting a private PostgreSQL from this machine's server binaries in {}",
+                root.display()
+            );
+            start_private_server(&root)
+        }),
     })
 }
 
 /// Starts Postgres in a container and keeps it for the life of the test process. The container
 /// is owned by a parked thread with its own runtime, since tests come and go with theirs.
-fn start_container() -> String {
+fn start_container() -> Result<String, String> {
     use testcontainers_modules::postgres::Postgres;
     use testcontainers_modules::testcontainers::runners::AsyncRunner;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        let runtime = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .expect("a runtime for the container");
+        {
+            Ok(runtime) => runtime,
+            Err(error) => return drop(tx.send(Err(error.to_string()))),
+        };
         runtime.block_on(async move {
-            let container = Postgres::default()
-                .start()
-                .await
-                .expect("DATABASE_URL is unset and a Postgres container could not start");
-            let port = container
-                .get_host_port_ipv4(5432)
-                .await
-                .expect("mapped port");
-            let host = container.get_host().await.expect("container host");
-            tx.send(format!(
-                "postgres://postgres:postgres@{host}:{port}/postgres"
-            ))
-            .expect("harness waiting for the container");
-            std::future::pending::<()>().await;
+            let started = async {
+                let container = Postgres::default().start().await?;
+                let port = container.get_host_port_ipv4(5432).await?;
+                let host = container.get_host().await?;
+                Ok::<_, testcontainers_modules::testcontainers::TestcontainersError>((
+                    container,
+                    format!("postgres://postgres:postgres@{host}:{port}/postgres"),
+                ))
+            };
+            match started.await {
+                Ok((_container, url)) => {
+                    let _ = tx.send(Ok(url));
+                    std::future::pending::<()>().await;
+                }
+                Err(error) => drop(tx.send(Err(error.to_string()))),
+            }
         });
     });
-    rx.recv().expect("the container thread to report its URL")
+    rx.recv()
+        .map_err(|_| "the container thread ended".to_string())?
+}
+
+/// A private server in a throwaway folder, stopped and deleted once this test process ends
+/// (its watchdog sees to that, as the harness never drops it).
+fn start_private_server(root: &std::path::Path) -> String {
+    static SERVER: OnceLock<concert_outbox::embedded_postgres::EmbeddedPostgres> = OnceLock::new();
+    let server = SERVER.get_or_init(|| {
+        concert_outbox::embedded_postgres::EmbeddedPostgres::start_throwaway(root)
+            .unwrap_or_else(|error| panic!("tests need a PostgreSQL: {error}"))
+    });
+    server.url("postgres")
 }
 
 fn admin_connection() -> PgConnection {
@@ -161,6 +187,19 @@ impl TestDb {
         }
         diesel::sql_query(format!("SELECT ({sql})::bigint AS value"))
             .get_result::<Scalar>(&mut self.connect())
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .value
+    }
+
+    /// The single text a query returns.
+    pub fn text(&self, sql: &str) -> String {
+        #[derive(QueryableByName)]
+        struct Text {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            value: String,
+        }
+        diesel::sql_query(format!("SELECT ({sql})::text AS value"))
+            .get_result::<Text>(&mut self.connect())
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
             .value
     }

@@ -1,11 +1,14 @@
 //! Integration tests: real Postgres, real HTTP, the real application wiring.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin_pages;
 mod bad_input;
+mod browser;
 mod cancellations;
 mod catalog;
 mod delivery;
 mod delivery_helpers;
+mod harness;
 mod helpers;
 mod holds;
 mod mock_platform;
@@ -13,6 +16,7 @@ mod observability;
 mod one_command;
 mod openapi;
 mod outbox_table;
+mod pages;
 mod payments;
 mod points;
 mod relay_processes;

@@ -1,130 +1,466 @@
-//! `cargo run --release` with no DATABASE_URL: a private PostgreSQL, the API, the relay and the
-//! mock platform in one process; it serves a hold and a payment, and Ctrl-C leaves nothing behind.
+//! The README's first command, `cargo run --release`, typed the way a newcomer types it: in a
+//! fresh copy of the repository as the working folder, with no DATABASE_URL, no
+//! CONCERT_DATA_DIR and no other setting. As root it runs from a folder the `postgres` user
+//! cannot enter (mode 700, like root's home); as an ordinary user it runs as that user. It
+//! must come up, serve the seat map, answer a hold and a payment, show the event at the mock
+//! platform, stop everything on Ctrl-C, and reuse its data on a second start.
+//!
+//! The copy's `target` is a link to this build's target folder, so the command compiles only
+//! what changed instead of every dependency again; it is still `cargo run --release`, run by
+//! cargo. An ordinary user cannot run root's cargo here (rustup lives in root's home), so the
+//! ordinary-user run starts the binary that command built, from a copy that user owns.
+use crate::helpers::eventually;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-fn postgres_binaries_present() -> bool {
-    let on_path = Command::new("sh")
-        .args(["-c", "command -v initdb && command -v pg_ctl"])
-        .output();
-    let debian = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|d| d.count() > 0)
-        .unwrap_or(false);
-    on_path.map(|o| o.status.success()).unwrap_or(false) || debian
-}
-
-/// Lines of the welcome text, keyed by their label (`API:`, `demo token:` ...).
-fn field<'a>(welcome: &'a [String], label: &str) -> &'a str {
-    welcome
-        .iter()
-        .find_map(|line| line.trim().strip_prefix(label))
-        .map(|rest| rest.split_whitespace().next().unwrap_or(""))
-        .unwrap_or_else(|| panic!("no {label:?} in {welcome:#?}"))
-}
+/// Long enough for a release build of the product on two busy cores.
+const BUILD_AND_START: Duration = Duration::from_secs(30 * 60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_command_starts_everything_serves_a_payment_and_stops_cleanly() {
-    let data_dir =
-        std::env::temp_dir().join(format!("concert-demo-{}", uuid::Uuid::new_v4().simple()));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_concert-outbox"))
-        .env_remove("DATABASE_URL")
-        .env("CONCERT_DATA_DIR", &data_dir)
-        .env("BIND_ADDR", "127.0.0.1:0")
-        .env("MOCK_BIND", "127.0.0.1:0")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+async fn the_first_command_works_from_a_fresh_copy_and_a_second_start_reuses_its_data() {
+    require_postgres_binaries();
+    let as_root = is_root();
+    let parent = private_folder("concert-newcomer");
+    let copy = fresh_copy(&parent.join("concert-outbox"), Target::LinkedToThisBuild);
 
-    if !postgres_binaries_present() {
-        let output = child.wait_with_output().unwrap();
-        assert!(!output.status.success());
-        assert!(String::from_utf8_lossy(&output.stderr).contains("apt-get install postgresql"));
-        return;
+    let first = Started::cargo_run_release(&copy).await;
+    if as_root {
+        assert!(
+            first.stdout_has("the postgres user cannot enter"),
+            "the start says where the data went instead of .data: {:#?}",
+            first.welcome
+        );
     }
-    // Read stdout to the end on a thread (a closed pipe would fail the child's later writes),
-    // handing over the welcome text as soon as it is complete.
-    let stdout = child.stdout.take().unwrap();
-    let (welcome_tx, welcome_rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let (mut lines, mut welcome_tx) = (Vec::new(), Some(welcome_tx));
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            lines.push(line);
-            if lines
-                .last()
-                .is_some_and(|l| l.contains("Ctrl-C stops everything"))
-            {
-                if let Some(tx) = welcome_tx.take() {
-                    let _ = tx.send(lines.clone());
-                }
+    let database_folder = first.database_folder();
+    let demo_token = first.field("demo token:");
+    let concerts = first.check_it_serves_a_payment().await;
+    first
+        .interrupt_and_expect_clean_exit(&database_folder)
+        .await;
+
+    let second = Started::cargo_run_release(&copy).await;
+    assert_eq!(second.database_folder(), database_folder);
+    assert_eq!(second.field("demo token:"), demo_token);
+    assert!(
+        !second.stderr_has("initialising a private PostgreSQL"),
+        "a second start reuses the cluster"
+    );
+    assert!(
+        !second.stderr_has("migrations applied"),
+        "a second start has no migration left to apply"
+    );
+    let again = second.check_it_serves_a_payment().await;
+    assert_eq!(again, concerts, "the demo data is not seeded twice");
+    second
+        .interrupt_and_expect_clean_exit(&database_folder)
+        .await;
+
+    if as_root {
+        run_as_an_ordinary_user(&copy).await;
+    }
+    remove(&parent);
+    if database_folder.starts_with(std::env::temp_dir()) {
+        remove(&database_folder);
+    }
+}
+
+/// `nobody` runs the binary the first command built, from a fresh copy it owns.
+async fn run_as_an_ordinary_user(built_copy: &Path) {
+    let parent =
+        std::env::temp_dir().join(format!("concert-user-{}", uuid::Uuid::new_v4().simple()));
+    let copy = fresh_copy(&parent, Target::Own);
+    let binary = copy.join("target/release/concert-outbox");
+    std::fs::create_dir_all(binary.parent().unwrap()).unwrap();
+    std::fs::copy(built_copy.join("target/release/concert-outbox"), &binary).unwrap();
+    let owned = Command::new("chown")
+        .args(["-R", "nobody"])
+        .arg(&parent)
+        .status()
+        .unwrap();
+    assert!(owned.success());
+    let mut command = Command::new("runuser");
+    command
+        .args(["-u", "nobody", "--"])
+        .arg(&binary)
+        .current_dir(&copy);
+    let started = Started::spawn(command, &copy).await;
+    let folder = started.database_folder();
+    assert!(folder.starts_with(&copy), "{folder:?} is inside the copy");
+    started.check_it_serves_a_payment().await;
+    started.interrupt_and_expect_clean_exit(&folder).await;
+    remove(&parent);
+}
+
+struct Started {
+    /// Taken by the clean stop; still here when an assertion failed first.
+    child: Option<Child>,
+    welcome: Vec<String>,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Started {
+    async fn cargo_run_release(copy: &Path) -> Started {
+        let mut command = Command::new(env!("CARGO"));
+        command.args(["run", "--release"]).current_dir(copy);
+        Started::spawn(command, copy).await
+    }
+
+    /// Starts `command` with a newcomer's environment (no setting of the product's), in a
+    /// process group of its own so Ctrl-C can reach it as a terminal sends it.
+    async fn spawn(mut command: Command, copy: &Path) -> Started {
+        command.env_clear();
+        for kept in [
+            "PATH",
+            "HOME",
+            "USER",
+            "LANG",
+            "TERM",
+            "CARGO_HOME",
+            "RUSTUP_HOME",
+            "RUSTUP_TOOLCHAIN",
+        ] {
+            if let Ok(value) = std::env::var(kept) {
+                command.env(kept, value);
             }
         }
-    });
-    let welcome = tokio::time::timeout(Duration::from_secs(60), welcome_rx)
-        .await
-        .expect("the welcome text")
-        .unwrap();
-    let (api, mock, token) = (
-        field(&welcome, "API:"),
-        field(&welcome, "data platform:"),
-        field(&welcome, "demo token:"),
-    );
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start in {}: {e}", copy.display()));
+        let stdout = collect_lines(child.stdout.take().unwrap());
+        let stderr = collect_lines(child.stderr.take().unwrap());
+        let deadline = Instant::now() + BUILD_AND_START;
+        let welcome = loop {
+            let lines = stdout.lock().unwrap().clone();
+            if lines.iter().any(|l| l.contains("Ctrl-C stops everything")) {
+                break lines;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("the start ended ({status}): {:#?}", stderr.lock().unwrap());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no welcome text: {:#?}",
+                stderr.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        Started {
+            child: Some(child),
+            welcome,
+            stdout,
+            stderr,
+        }
+    }
 
-    let client = reqwest::Client::new();
-    let hold: Value = client
-        .post(format!("{api}/reservations"))
-        .bearer_auth(token)
-        .json(&serde_json::json!({"seat_id": 1}))
+    /// The first word after `label` on its line of the welcome text.
+    fn field(&self, label: &str) -> String {
+        self.welcome
+            .iter()
+            .find_map(|line| line.trim().strip_prefix(label))
+            .map(|rest| rest.split_whitespace().next().unwrap_or("").to_owned())
+            .unwrap_or_else(|| panic!("no {label:?} in {:#?}", self.welcome))
+    }
+
+    /// The folder the welcome text names for the private PostgreSQL's data.
+    fn database_folder(&self) -> PathBuf {
+        let line = self
+            .welcome
+            .iter()
+            .find(|l| l.trim().starts_with("database:"))
+            .unwrap_or_else(|| panic!("no database line in {:#?}", self.welcome));
+        let path = line
+            .split("data in ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("a private PostgreSQL: {line}"));
+        let path = PathBuf::from(path.trim());
+        assert!(
+            path.join("data/PG_VERSION").exists(),
+            "a cluster in {path:?}"
+        );
+        path
+    }
+
+    fn stdout_has(&self, text: &str) -> bool {
+        self.stdout.lock().unwrap().iter().any(|l| l.contains(text))
+    }
+
+    fn stderr_has(&self, text: &str) -> bool {
+        self.stderr.lock().unwrap().iter().any(|l| l.contains(text))
+    }
+
+    /// Serves the seat map and a hold and payment whose event reaches the mock platform;
+    /// returns the shape of the concert catalogue it showed.
+    async fn check_it_serves_a_payment(&self) -> Value {
+        let (api, mock, token) = (
+            self.field("API:"),
+            self.field("data platform:"),
+            self.field("demo token:"),
+        );
+        let client = reqwest::Client::new();
+        let seat_map = client.get(self.field("seat map:")).send().await.unwrap();
+        assert_eq!(seat_map.status(), 200);
+        assert!(seat_map.text().await.unwrap().contains("Demo Concert"));
+
+        let concerts: Value = client
+            .get(format!("{api}/concerts"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let schedule = concerts[0]["schedules"][0]["id"]
+            .as_i64()
+            .expect("a demo date");
+        let seats: Value = client
+            .get(format!("{api}/schedules/{schedule}/seats"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let seat = seats
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["status"] == "available")
+            .expect("a free demo seat")["id"]
+            .clone();
+        let before = received_events(&client, &mock).await;
+        let hold: Value = client
+            .post(format!("{api}/reservations"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({ "seat_id": seat }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let reservation = hold["id"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("a hold: {hold}"));
+        let paid = client
+            .post(format!("{api}/reservations/{reservation}/payment"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(paid.status(), 200);
+        eventually(
+            "the payment at the mock platform",
+            Duration::from_secs(30),
+            || {
+                let (client, mock) = (client.clone(), mock.clone());
+                async move { (received_events(&client, &mock).await == before + 1).then_some(()) }
+            },
+        )
+        .await;
+        // The catalogue's shape (concerts and their dates), which seat sales do not change.
+        let shape: Vec<Value> = concerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                let dates: Vec<&Value> = c["schedules"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| &s["id"])
+                    .collect();
+                serde_json::json!([c["id"], c["title"], dates])
+            })
+            .collect();
+        Value::Array(shape)
+    }
+
+    /// Ctrl-C as a terminal sends it, to the whole process group; everything stops, the
+    /// private PostgreSQL too.
+    async fn interrupt_and_expect_clean_exit(mut self, database_folder: &Path) {
+        let mut child = self.child.take().unwrap();
+        interrupt_group(&child);
+        let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+            .await
+            .unwrap();
+        assert!(
+            status.success(),
+            "Ctrl-C ends the start cleanly: {status:?}"
+        );
+        let leftovers = Command::new("pgrep")
+            .args(["-f", &database_folder.display().to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            leftovers.stdout.is_empty(),
+            "processes left behind: {}",
+            String::from_utf8_lossy(&leftovers.stdout)
+        );
+    }
+}
+
+impl Drop for Started {
+    /// A start that a failed assertion left running is stopped, so it frees its ports.
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            interrupt_group(&child);
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Ctrl-C as a terminal sends it: SIGINT to the child's whole process group.
+fn interrupt_group(child: &Child) {
+    let group = format!("-{}", child.id());
+    let sent = Command::new("kill")
+        .args(["-INT", "--", &group])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
+async fn received_events(client: &reqwest::Client, mock: &str) -> usize {
+    let received: Value = client
+        .get(format!("{mock}/received"))
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    let reservation = hold["id"].as_i64().expect("a hold on the demo concert");
-    let paid = client
-        .post(format!("{api}/reservations/{reservation}/payment"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(paid.status(), 200);
-    crate::helpers::eventually(
-        "the demo payment at the mock platform",
-        Duration::from_secs(20),
-        || async {
-            let received: Value = client
-                .get(format!("{mock}/received"))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            (received["reservations"]["events"].as_array()?.len() == 1).then_some(())
-        },
-    )
-    .await;
+    received["reservations"]["events"]
+        .as_array()
+        .map_or(0, Vec::len)
+}
 
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
-    assert!(status.success(), "{status:?}");
-    let leftovers = Command::new("pgrep")
-        .args(["-f", &data_dir.display().to_string()])
+fn collect_lines(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    // Read to the end (a closed pipe would fail the child's later writes).
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    lines
+}
+
+enum Target {
+    /// `target` is a link to this build's target folder, so cargo rebuilds only what changed.
+    LinkedToThisBuild,
+    /// No `target` yet: the copy's owner makes its own.
+    Own,
+}
+
+/// A copy of the repository's files (what `git clone` would give, plus files not yet
+/// committed; outside a git checkout, every file but `target/` and `.data/`) at `dest`.
+fn fresh_copy(dest: &Path, target: Target) -> PathBuf {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for relative in repository_files(repo) {
+        let copied = dest.join(&relative);
+        std::fs::create_dir_all(copied.parent().unwrap()).unwrap();
+        std::fs::copy(repo.join(&relative), &copied).unwrap();
+    }
+    if let Target::LinkedToThisBuild = target {
+        let target_dir = Path::new(env!("CARGO_BIN_EXE_concert-outbox"))
+            .parent()
+            .and_then(Path::parent)
+            .unwrap();
+        std::os::unix::fs::symlink(target_dir, dest.join("target")).unwrap();
+    }
+    dest.to_path_buf()
+}
+
+fn repository_files(repo: &Path) -> Vec<PathBuf> {
+    let listed = Command::new("git")
+        .args([
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ])
+        .current_dir(repo)
+        .output();
+    match listed {
+        Ok(listed) if listed.status.success() => listed
+            .stdout
+            .split(|b| *b == 0)
+            .filter(|f| !f.is_empty())
+            .map(|f| PathBuf::from(std::str::from_utf8(f).unwrap()))
+            .filter(|f| repo.join(f).is_file()) // not deleted in the work tree
+            .collect(),
+        _ => {
+            let mut files = Vec::new();
+            walk(repo, Path::new(""), &mut files);
+            files
+        }
+    }
+}
+
+fn walk(root: &Path, relative: &Path, files: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(root.join(relative)).unwrap() {
+        let entry = entry.unwrap();
+        let path = relative.join(entry.file_name());
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir()
+            && !["target", ".data", ".git"].contains(&entry.file_name().to_str().unwrap_or(""))
+        {
+            walk(root, &path, files);
+        } else if kind.is_file() {
+            files.push(path);
+        }
+    }
+}
+
+/// A new folder only its owner may enter, as `mktemp -d` makes.
+fn private_folder(prefix: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir(&path).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).unwrap();
+    path
+}
+
+fn remove(path: &Path) {
+    // A link is removed, never followed: `target` points at the real build.
+    let _ = std::fs::remove_dir_all(path);
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
         .output()
-        .unwrap();
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// The first command needs PostgreSQL's server binaries; without them this says how to get
+/// them rather than pass having started nothing.
+fn require_postgres_binaries() {
+    let found = Command::new("sh")
+        .args([
+            "-c",
+            "command -v initdb && command -v pg_ctl || ls /usr/lib/postgresql/*/bin/initdb",
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success());
     assert!(
-        leftovers.stdout.is_empty(),
-        "processes left behind: {}",
-        String::from_utf8_lossy(&leftovers.stdout)
+        found,
+        "this test runs `cargo run --release` with a private PostgreSQL: install the server \
+         binaries first (Debian/Ubuntu: `sudo apt-get install postgresql`)"
     );
-    let _ = std::fs::remove_dir_all(&data_dir);
 }

@@ -18,6 +18,8 @@ use std::sync::atomic::AtomicU64;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+pub mod timeline;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
     method: String,
@@ -62,6 +64,7 @@ pub struct Metrics {
     outbox: Family<OutboxLabels, Gauge>,
     oldest_pending: Family<DestinationLabels, Gauge<f64, AtomicU64>>,
     pool: Family<PoolLabels, Gauge>,
+    timeline: timeline::Timeline,
 }
 
 /// The process's metrics.
@@ -81,6 +84,7 @@ impl Metrics {
             outbox: Family::default(),
             oldest_pending: Family::default(),
             pool: Family::default(),
+            timeline: timeline::Timeline::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -139,6 +143,12 @@ impl Metrics {
         self.commit_to_delivery
             .get_or_create(&labels)
             .observe(latency.as_secs_f64());
+        self.timeline.record(latency);
+    }
+
+    /// Commit-to-delivery latency of this process's relay over the last ten minutes.
+    pub fn recent_delivery_latency(&self) -> Vec<timeline::SlotSummary> {
+        self.timeline.recent()
     }
 
     fn set_outbox(&self, status: &OutboxStatus) {

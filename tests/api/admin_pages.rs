@@ -1,0 +1,228 @@
+//! The dashboard's login, session and forms over plain HTTP: what a browser is sent and what
+//! a forged or stale request gets.
+use crate::helpers::{spawn_app, TestApp};
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::redirect::Policy;
+
+/// A browser-like client that keeps no cookies itself, so each test says exactly what it sends.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// `name=value` of the `Set-Cookie` for `name`, with its attributes.
+fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+fn pair(set_cookie: &str) -> String {
+    set_cookie.split(';').next().unwrap().to_owned()
+}
+
+/// The `value` of the first hidden input `name` in `html`.
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {html}"))
+        + marker.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+/// Logs in as an operator; returns the session cookie pair and the dashboard's CSRF token.
+async fn log_in(app: &TestApp) -> (String, String) {
+    let client = client();
+    let form = client.get(app.url("/admin")).send().await.unwrap();
+    let login_cookie =
+        pair(&set_cookie(&form, "concert_admin_login").expect("a login nonce cookie"));
+    let csrf = hidden(&form.text().await.unwrap(), "csrf");
+    let logged_in = client
+        .post(app.url("/admin/login"))
+        .header(COOKIE, &login_cookie)
+        .form(&[("token", app.admin_token.as_str()), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logged_in.status(), 303);
+    let session = set_cookie(&logged_in, "concert_admin").expect("a session cookie");
+    for attribute in [
+        "Secure",
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/admin",
+        "Max-Age=28800",
+    ] {
+        assert!(session.contains(attribute), "{attribute} in {session}");
+    }
+    let session = pair(&session);
+    let dashboard = client
+        .get(app.url("/admin"))
+        .header(COOKIE, &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dashboard.status(), 200);
+    let html = dashboard.text().await.unwrap();
+    assert!(html.contains("Backlog by destination"), "{html}");
+    (session, hidden(&html, "csrf"))
+}
+
+#[tokio::test]
+async fn logging_in_takes_the_admin_token_and_leaves_a_secure_http_only_strict_cookie() {
+    let app = spawn_app().await;
+    let (session, _) = log_in(&app).await;
+    assert!(session.starts_with("concert_admin="));
+
+    // A wrong token is refused on the page, and no session is given.
+    let client = client();
+    let form = client.get(app.url("/admin")).send().await.unwrap();
+    let login_cookie = pair(&set_cookie(&form, "concert_admin_login").unwrap());
+    let csrf = hidden(&form.text().await.unwrap(), "csrf");
+    let wrong = client
+        .post(app.url("/admin/login"))
+        .header(COOKIE, &login_cookie)
+        .form(&[("token", "guess"), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert!(set_cookie(&wrong, "concert_admin").is_none());
+    assert!(wrong
+        .text()
+        .await
+        .unwrap()
+        .contains("That is not the admin token."));
+}
+
+#[tokio::test]
+async fn a_login_without_the_forms_csrf_token_is_refused_even_with_the_right_admin_token() {
+    let app = spawn_app().await;
+    let forged = client()
+        .post(app.url("/admin/login"))
+        .form(&[("token", app.admin_token.as_str()), ("csrf", "00")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    assert!(set_cookie(&forged, "concert_admin").is_none());
+}
+
+#[tokio::test]
+async fn an_action_without_the_sessions_csrf_token_changes_nothing() {
+    let app = spawn_app().await;
+    let (session, csrf) = log_in(&app).await;
+    for wrong in ["", "00", &csrf[..csrf.len() - 2]] {
+        let forged = client()
+            .post(app.url("/admin/replay"))
+            .header(COOKIE, &session)
+            .form(&[("outbox_id", "all"), ("csrf", wrong)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), 403);
+        assert!(forged
+            .text()
+            .await
+            .unwrap()
+            .contains("Reload the dashboard"));
+    }
+    // Without a session, the right-looking form is refused too.
+    let anonymous = client()
+        .post(app.url("/admin/replay"))
+        .form(&[("outbox_id", "all"), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+}
+
+#[tokio::test]
+async fn a_replay_that_finds_nothing_dead_says_so_on_the_page() {
+    let app = spawn_app().await;
+    let (session, csrf) = log_in(&app).await;
+    let replayed = client()
+        .post(app.url("/admin/replay"))
+        .header(COOKIE, &session)
+        .form(&[("outbox_id", "999"), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.status(), 303);
+    let location = replayed.headers()[LOCATION].to_str().unwrap().to_owned();
+    let page = client()
+        .get(app.url(&location))
+        .header(COOKIE, &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("The replay of event 999 did nothing: it has no dead delivery now"),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn the_panel_and_the_dashboard_need_a_session_and_a_changed_admin_token_ends_it() {
+    let app = spawn_app().await;
+    let anonymous = client().get(app.url("/admin/panel")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let login = client().get(app.url("/admin")).send().await.unwrap();
+    assert!(
+        login.text().await.unwrap().contains("name=\"token\""),
+        "the login form"
+    );
+
+    // A session signed with another server's admin token is worth nothing here.
+    let other = spawn_app().await;
+    let (foreign_session, _) = log_in(&other).await;
+    let refused = client()
+        .get(app.url("/admin/panel"))
+        .header(COOKIE, &foreign_session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+}
+
+#[tokio::test]
+async fn the_pages_come_with_their_assets_and_a_strict_content_security_policy() {
+    let app = spawn_app().await;
+    let page = client().get(app.url("/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let policy = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(policy.contains("script-src 'self'") && policy.contains("frame-ancestors 'none'"));
+    let html = page.text().await.unwrap();
+    assert!(html.contains("No concert has been scheduled yet"), "{html}");
+    for (asset, kind) in [
+        ("/assets/seat-map.js", "text/javascript"),
+        ("/assets/admin.js", "text/javascript"),
+        ("/assets/style.css", "text/css"),
+    ] {
+        let response = client().get(app.url(asset)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{asset}");
+        assert!(response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with(kind));
+    }
+    let missing = client()
+        .get(app.url("/assets/nothing.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+}

@@ -1,20 +1,39 @@
 //! The reservation API. `concert-api migrate` applies migrations and exits.
 
+use clap::{Parser, Subcommand};
 use concert_outbox::config::{ApiConfig, ConfigError};
 use concert_outbox::db;
 use concert_outbox::error::cause_chain;
 use concert_outbox::startup::Application;
 use std::process::ExitCode;
 
+/// The reservation API and its pages. Settings come from the environment (see README.md).
+#[derive(Parser)]
+#[command(name = "concert-api", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Apply the pending migrations to DATABASE_URL and exit.
+    Migrate,
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Unknown commands and flags are refused here, with usage, before anything starts.
+    let cli = Cli::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let result = match std::env::args().nth(1).as_deref() {
-        None | Some("serve") => match ApiConfig::from_env() {
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => match ApiConfig::from_env() {
             Ok(config) => serve(config).await,
             Err(error) => return configuration_error(error),
         },
-        Some("migrate") => match std::env::var("DATABASE_URL") {
+        Command::Migrate => match std::env::var("DATABASE_URL") {
             Ok(url) if !url.trim().is_empty() => migrate(&url),
             _ => {
                 return configuration_error(ConfigError {
@@ -23,10 +42,6 @@ async fn main() -> ExitCode {
                 })
             }
         },
-        Some(other) => {
-            eprintln!("concert-api: unknown command {other:?} (expected `serve` or `migrate`)");
-            return ExitCode::from(2);
-        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -16,8 +16,17 @@ use std::process::ExitCode;
 
 type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The whole system in one process, for trying it out: a private PostgreSQL (unless
+/// DATABASE_URL is set), the API and its pages, the relay and the mock data platform, with demo
+/// data. Settings come from the environment (see README.md); Ctrl-C stops everything.
+#[derive(clap::Parser)]
+#[command(name = "concert-outbox", version)]
+struct Cli {}
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    // No arguments are taken: anything given is refused with usage, not ignored.
+    let _: Cli = clap::Parser::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     match run().await {
         Ok(()) => ExitCode::SUCCESS,

@@ -69,13 +69,13 @@ pub fn run_migrations(conn: &mut PgConnection) -> Result<Vec<String>, MigrationE
         diesel::sql_query(sql)
             .bind::<diesel::sql_types::BigInt, _>(MIGRATION_LOCK_KEY)
             .execute(conn)
-            .map_err(|e| MigrationError(e.to_string()))
+            .map_err(MigrationError::Lock)
     };
     lock("SELECT pg_advisory_lock($1)", conn)?;
     let applied = conn
         .run_pending_migrations(MIGRATIONS)
         .map(|versions| versions.iter().map(ToString::to_string).collect())
-        .map_err(|source| MigrationError(source.to_string()));
+        .map_err(MigrationError::Apply);
     lock("SELECT pg_advisory_unlock($1)", conn)?;
     applied
 }
@@ -84,16 +84,25 @@ pub fn run_migrations(conn: &mut PgConnection) -> Result<Vec<String>, MigrationE
 pub async fn migrate(pool: &DbPool) -> Result<Vec<String>, MigrationError> {
     let pool = pool.clone();
     tokio::task::spawn_blocking(move || {
-        let mut conn = pool.get().map_err(|e| MigrationError(e.to_string()))?;
+        let mut conn = pool.get().map_err(MigrationError::Connect)?;
         run_migrations(&mut conn)
     })
     .await
-    .map_err(|e| MigrationError(e.to_string()))?
+    .map_err(MigrationError::Task)?
 }
 
+/// Why the migrations did not run, with the cause kept for the one log line that reports it.
 #[derive(Debug, thiserror::Error)]
-#[error("database migration failed: {0}")]
-pub struct MigrationError(String);
+pub enum MigrationError {
+    #[error("no database connection to migrate with")]
+    Connect(#[source] diesel::r2d2::PoolError),
+    #[error("cannot take or release the migration lock")]
+    Lock(#[source] diesel::result::Error),
+    #[error("database migration failed")]
+    Apply(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("the migration task ended abnormally")]
+    Task(#[source] tokio::task::JoinError),
+}
 
 /// `url` with its database name replaced by `database`; credentials and options are kept.
 pub fn url_for_database(url: &str, database: &str) -> String {

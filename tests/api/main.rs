@@ -6,6 +6,7 @@ mod bad_input;
 mod browser;
 mod cancellations;
 mod catalog;
+mod command_line;
 mod delivery;
 mod delivery_helpers;
 mod harness;

@@ -173,6 +173,7 @@ async fn an_operator_sees_a_refused_event_dead_on_the_dashboard_and_replays_it()
     browser
         .wait_for("tr.latest-row", Duration::from_secs(20))
         .await;
+    browser.client.set_window_size(1280, 1500).await.unwrap();
     browser.screenshot("admin").await;
 
     // Replay one: the platform takes it now.

@@ -61,27 +61,112 @@ impl QueryFragment<Pg> for CachedSql<'_> {
     /// Emits the text with each `$n` replaced by its bind, in order of appearance; diesel
     /// renumbers them, so a placeholder used twice binds its value twice.
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        let mut rest = self.sql;
-        while let Some(dollar) = rest.find('$') {
-            out.push_sql(&rest[..dollar]);
-            let digits = rest[dollar + 1..]
-                .bytes()
-                .take_while(u8::is_ascii_digit)
-                .count();
-            let index: usize = rest[dollar + 1..dollar + 1 + digits].parse().map_err(|_| {
-                diesel::result::Error::QueryBuilderError(
-                    format!("bad placeholder in {:?}", self.sql).into(),
-                )
-            })?;
-            let bind = self.binds.get(index.wrapping_sub(1)).ok_or_else(|| {
-                diesel::result::Error::QueryBuilderError(format!("${index} has no bind").into())
-            })?;
-            bind.walk_ast(out.reborrow())?;
-            rest = &rest[dollar + 1 + digits..];
+        let pieces = split_placeholders(self.sql).map_err(|problem| {
+            diesel::result::Error::QueryBuilderError(format!("{problem} in {:?}", self.sql).into())
+        })?;
+        for piece in pieces {
+            match piece {
+                Piece::Text(text) => out.push_sql(text),
+                Piece::Placeholder(index) => {
+                    let bind = self.binds.get(index.wrapping_sub(1)).ok_or_else(|| {
+                        diesel::result::Error::QueryBuilderError(
+                            format!("${index} has no bind").into(),
+                        )
+                    })?;
+                    bind.walk_ast(out.reborrow())?;
+                }
+            }
         }
-        out.push_sql(rest);
         Ok(())
     }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Piece<'a> {
+    Text(&'a str),
+    /// `$n`, 1-based.
+    Placeholder(usize),
+}
+
+/// Splits SQL text at its `$n` placeholders. A `$` inside a string literal (`'...'`,
+/// `E'...'`), a quoted identifier, a comment or a dollar-quoted body (`$$...$$`,
+/// `$tag$...$tag$`) is text, copied as it is; an unterminated one is an error.
+fn split_placeholders(sql: &str) -> Result<Vec<Piece<'_>>, String> {
+    let bytes = sql.as_bytes();
+    let (mut pieces, mut text_start, mut i) = (Vec::new(), 0, 0);
+    while i < bytes.len() {
+        i = match bytes[i] {
+            b'\'' => {
+                let escapes = i > 0 && matches!(bytes[i - 1], b'E' | b'e');
+                skip_quoted(bytes, i, b'\'', escapes).ok_or("an unterminated string literal")?
+            }
+            b'"' => {
+                skip_quoted(bytes, i, b'"', false).ok_or("an unterminated quoted identifier")?
+            }
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                sql[i..].find('\n').map_or(bytes.len(), |end| i + end + 1)
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => sql[i + 2..]
+                .find("*/")
+                .map(|end| i + 2 + end + 2)
+                .ok_or("an unterminated comment")?,
+            b'$' if bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => {
+                let digits = bytes[i + 1..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit())
+                    .count();
+                let index = sql[i + 1..i + 1 + digits]
+                    .parse()
+                    .map_err(|_| "a placeholder number too large")?;
+                pieces.push(Piece::Text(&sql[text_start..i]));
+                pieces.push(Piece::Placeholder(index));
+                text_start = i + 1 + digits;
+                text_start
+            }
+            b'$' => match dollar_tag(&sql[i..]) {
+                Some(tag) => {
+                    let body = i + tag.len();
+                    sql[body..]
+                        .find(tag)
+                        .map(|end| body + end + tag.len())
+                        .ok_or("an unterminated dollar-quoted body")?
+                }
+                None => i + 1,
+            },
+            _ => i + 1,
+        };
+    }
+    pieces.push(Piece::Text(&sql[text_start..]));
+    Ok(pieces)
+}
+
+/// The index just past the closing `quote` of the quoted text starting at `start`; a doubled
+/// quote stays inside, and so does a backslash-escaped one in an `E'...'` string.
+fn skip_quoted(bytes: &[u8], start: usize, quote: u8, backslash_escapes: bool) -> Option<usize> {
+    let mut i = start + 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if backslash_escapes => i += 2,
+            b if b == quote && bytes.get(i + 1) == Some(&quote) => i += 2,
+            b if b == quote => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// `$$` or `$tag$` at the start of `text`, the opening of a dollar-quoted body.
+fn dollar_tag(text: &str) -> Option<&str> {
+    let name_len = text[1..]
+        .bytes()
+        .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        .count();
+    let starts_like_identifier = text[1..]
+        .bytes()
+        .next()
+        .is_some_and(|b| !b.is_ascii_digit());
+    (text[1 + name_len..].starts_with('$') && (name_len == 0 || starts_like_identifier))
+        .then(|| &text[..name_len + 2])
 }
 
 impl QueryId for CachedSql<'_> {
@@ -112,6 +197,44 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains(r#"["x", 7, 7]"#), "{shown}");
+    }
+
+    #[test]
+    fn dollars_inside_literals_identifiers_comments_and_dollar_quotes_are_text() {
+        let sql =
+            "SELECT '$1 costs', E'it\\'s $2', \"col$3\", $$ $4 $$, $f$ $5 $f$ -- $6\n /* $7 */ $1";
+        let pieces = split_placeholders(sql).unwrap();
+        let placeholders: Vec<&Piece> = pieces
+            .iter()
+            .filter(|p| matches!(p, Piece::Placeholder(_)))
+            .collect();
+        assert_eq!(placeholders, [&Piece::Placeholder(1)]);
+        let text: String = pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Text(t) => *t,
+                Piece::Placeholder(_) => "?",
+            })
+            .collect();
+        assert_eq!(text, sql.strip_suffix("$1").unwrap().to_owned() + "?");
+    }
+
+    #[test]
+    fn an_unterminated_literal_or_body_is_a_clear_error() {
+        for (sql, problem) in [
+            ("SELECT 'open", "an unterminated string literal"),
+            ("SELECT $$ body", "an unterminated dollar-quoted body"),
+            ("SELECT \"open", "an unterminated quoted identifier"),
+            ("SELECT /* open", "an unterminated comment"),
+        ] {
+            assert_eq!(split_placeholders(sql), Err(problem.to_string()), "{sql}");
+        }
+        let query = cached_sql("SELECT '$1");
+        let error =
+            QueryFragment::<Pg>::to_sql(&query, &mut diesel::pg::PgQueryBuilder::default(), &Pg)
+                .unwrap_err()
+                .to_string();
+        assert!(error.contains("an unterminated string literal"), "{error}");
     }
 
     #[test]

@@ -136,7 +136,7 @@ pub fn replay_dead(conn: &mut PgConnection, outbox_id: Option<i64>) -> QueryResu
     .bind::<Nullable<BigInt>, _>(outbox_id)
     .execute(conn)?;
     if requeued > 0 {
-        diesel::sql_query("SELECT pg_notify('outbox_events', '')").execute(conn)?;
+        super::wake_relays(conn);
     }
     Ok(requeued)
 }

@@ -211,25 +211,11 @@ impl Started {
         assert_eq!(seat_map.status(), 200);
         assert!(seat_map.text().await.unwrap().contains("Demo Concert"));
 
-        let concerts: Value = client
-            .get(format!("{api}/concerts"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let concerts = get_json(&client, &format!("{api}/concerts")).await;
         let schedule = concerts[0]["schedules"][0]["id"]
             .as_i64()
             .expect("a demo date");
-        let seats: Value = client
-            .get(format!("{api}/schedules/{schedule}/seats"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let seats = get_json(&client, &format!("{api}/schedules/{schedule}/seats")).await;
         let seat = seats
             .as_array()
             .unwrap()
@@ -335,17 +321,18 @@ fn interrupt_group(child: &Child) {
 }
 
 async fn received_events(client: &reqwest::Client, mock: &str) -> usize {
-    let received: Value = client
-        .get(format!("{mock}/received"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let received = get_json(client, &format!("{mock}/received")).await;
     received["reservations"]["events"]
         .as_array()
         .map_or(0, Vec::len)
+}
+
+async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+    let response = client.get(url).send().await.unwrap();
+    response
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("JSON from {url}: {e}"))
 }
 
 fn collect_lines(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {

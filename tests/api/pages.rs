@@ -3,7 +3,7 @@
 //! dead delivery replayed and delivered.
 use crate::browser::Browser;
 use crate::delivery_helpers::{relay_settings, MockPlatform};
-use crate::helpers::{eventually, spawn_app_with, TestApp};
+use crate::helpers::{eventually, spawn_app_with, TestApp, TestUser};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -94,15 +94,7 @@ async fn a_visitor_creates_a_user_charges_holds_and_pays_on_the_seat_map() {
     // Another visitor's hold shows up on this page by itself, without a reload.
     let other = app.create_user(5000).await;
     let seat_8 = app.seat_ids(event["schedule_id"].as_i64().unwrap()).await[7];
-    let held = app
-        .client
-        .post(app.url("/reservations"))
-        .bearer_auth(&other.token)
-        .json(&json!({ "seat_id": seat_8 }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(held.status(), 201);
+    app.held(&other, seat_8).await;
     browser
         .wait_for(".seat.held[data-seat-no=\"8\"]", Duration::from_secs(10))
         .await;
@@ -120,8 +112,8 @@ async fn an_operator_sees_a_refused_event_dead_on_the_dashboard_and_replays_it()
     // Two payments the platform will refuse: held back with a 503 until their ids are known.
     platform.set_faults(json!({"down": true})).await;
     let refused = [
-        pay(&app, &user.token, seats[0]).await,
-        pay(&app, &user.token, seats[1]).await,
+        pay(&app, &user, seats[0]).await,
+        pay(&app, &user, seats[1]).await,
     ];
     let event_ids: Vec<String> = refused
         .iter()
@@ -169,7 +161,7 @@ async fn an_operator_sees_a_refused_event_dead_on_the_dashboard_and_replays_it()
         .wait_for_text("#replay-all summary", "Replay all 4 dead deliveries")
         .await;
     // Some deliveries for the latency chart and the latest list, then the picture.
-    pay(&app, &user.token, seats[2]).await;
+    pay(&app, &user, seats[2]).await;
     browser
         .wait_for("tr.latest-row", Duration::from_secs(20))
         .await;
@@ -225,28 +217,11 @@ async fn an_operator_sees_a_refused_event_dead_on_the_dashboard_and_replays_it()
     browser.close().await;
 }
 
-async fn pay(app: &TestApp, token: &str, seat: i64) -> i64 {
-    let hold: Value = app
-        .client
-        .post(app.url("/reservations"))
-        .bearer_auth(token)
-        .json(&json!({ "seat_id": seat }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = hold["id"].as_i64().unwrap();
-    let paid = app
-        .client
-        .post(app.url(&format!("/reservations/{id}/payment")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(paid.status(), 200);
-    id
+/// Holds `seat` and pays for it; returns the reservation id.
+async fn pay(app: &TestApp, user: &TestUser, seat: i64) -> i64 {
+    let reservation = app.held(user, seat).await;
+    assert_eq!(app.pay(user, reservation, None).await.status(), 200);
+    reservation
 }
 
 fn outbox_id(app: &TestApp, reservation: i64) -> i64 {

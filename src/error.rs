@@ -2,7 +2,7 @@
 //! `{"error": {"code", "message"}}`. Unexpected errors are logged once, here, with their whole
 //! cause chain; the client only sees a stable code.
 
-use actix_web::http::StatusCode;
+use actix_web::http::{header, Method, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use std::error::Error as StdError;
@@ -15,6 +15,8 @@ pub enum ApiError {
     Unauthorized,
     #[error("{0} not found")]
     NotFound(&'static str),
+    #[error("this path answers only {}", method_list(.0))]
+    MethodNotAllowed(Vec<Method>),
     #[error("the seat is already held or sold")]
     SeatUnavailable,
     #[error("not enough points: balance {balance}, price {price}")]
@@ -48,6 +50,7 @@ impl ApiError {
             ApiError::Validation(_) => "validation_failed",
             ApiError::Unauthorized => "unauthorized",
             ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::SeatUnavailable => "seat_unavailable",
             ApiError::InsufficientPoints { .. } => "insufficient_points",
             ApiError::AlreadyPaid => "already_paid",
@@ -79,6 +82,7 @@ impl ResponseError for ApiError {
             ApiError::Validation(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::SeatUnavailable
             | ApiError::InsufficientPoints { .. }
             | ApiError::AlreadyPaid
@@ -97,8 +101,14 @@ impl ResponseError for ApiError {
             log::error!("code={} error=\"{}\"", self.code(), cause_chain(self));
         }
         let mut response = HttpResponse::build(self.status_code());
-        if let ApiError::Unauthorized = self {
-            response.insert_header(("WWW-Authenticate", "Bearer"));
+        match self {
+            ApiError::Unauthorized => {
+                response.insert_header(("WWW-Authenticate", "Bearer"));
+            }
+            ApiError::MethodNotAllowed(allowed) => {
+                response.insert_header(header::Allow(allowed.clone()));
+            }
+            _ => {}
         }
         response.json(ErrorBody {
             error: ErrorDetail {
@@ -107,6 +117,11 @@ impl ResponseError for ApiError {
             },
         })
     }
+}
+
+fn method_list(methods: &[Method]) -> String {
+    let names: Vec<&str> = methods.iter().map(Method::as_str).collect();
+    names.join(", ")
 }
 
 /// `outer: inner: innermost`, for logs.

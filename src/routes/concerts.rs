@@ -3,14 +3,14 @@ use crate::concerts::{
     create_concert, list_concerts, list_seats, ConcertListing, CreatedConcert, NewSchedule,
     SeatView,
 };
-use crate::domain::{ConcertTitle, EntityId, Price, SeatCount};
+use crate::domain::{ConcertTitle, EntityId, Price, ScheduleStart, SeatCount};
 use crate::error::ApiError;
 use crate::routes::{with_db, ErrorBody};
 use crate::startup::AppState;
 use actix_web::{get, post, web, HttpResponse};
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use utoipa::ToSchema;
+use utoipa::openapi::{ArrayBuilder, RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 /// More schedules than this in one request is a mistake, not a concert.
@@ -23,39 +23,39 @@ pub fn routes(cfg: &mut ServiceConfig) {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateConcert {
-    /// 1 to 200 characters.
-    title: String,
-    /// 1 to 100 schedules.
+    title: ConcertTitle,
+    #[schema(schema_with = schedules_schema)]
     schedules: Vec<ScheduleInput>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ScheduleInput {
-    /// RFC 3339.
-    starts_at: DateTime<Utc>,
-    /// 1 to 1000 seats, numbered from 1.
-    seat_count: i64,
-    /// Points per seat, more than 0.
-    price: i64,
+    #[schema(inline)]
+    starts_at: ScheduleStart,
+    #[schema(inline)]
+    seat_count: SeatCount,
+    #[schema(inline)]
+    price: Price,
 }
 
-impl TryFrom<ScheduleInput> for NewSchedule {
-    type Error = ApiError;
+/// The schedules' bounds, from the same constant the handler checks. Inlined, as is
+/// everything in a schedule, because a schema given this way brings no references along.
+fn schedules_schema() -> RefOr<Schema> {
+    ArrayBuilder::new()
+        .items(ScheduleInput::schema())
+        .min_items(Some(1))
+        .max_items(Some(MAX_SCHEDULES))
+        .into()
+}
 
-    fn try_from(input: ScheduleInput) -> Result<Self, Self::Error> {
-        use chrono::Datelike;
-        // chrono accepts years PostgreSQL cannot store; refuse them here rather than fail later.
-        if !(1970..=9999).contains(&input.starts_at.year()) {
-            return Err(ApiError::Validation(
-                "starts_at must fall between the years 1970 and 9999".into(),
-            ));
+impl From<ScheduleInput> for NewSchedule {
+    fn from(input: ScheduleInput) -> Self {
+        NewSchedule {
+            starts_at: input.starts_at.get(),
+            seat_count: input.seat_count,
+            price: input.price,
         }
-        Ok(NewSchedule {
-            starts_at: input.starts_at,
-            seat_count: SeatCount::try_from(input.seat_count)?,
-            price: Price::try_from(input.price)?,
-        })
     }
 }
 
@@ -63,6 +63,9 @@ impl TryFrom<ScheduleInput> for NewSchedule {
     (status = 201, description = "the concert with its schedules", body = CreatedConcert),
     (status = 400, description = "validation_failed", body = ErrorBody),
     (status = 401, description = "unauthorized", body = ErrorBody),
+    (status = 413, description = "payload_too_large", body = ErrorBody),
+    (status = 415, description = "unsupported_media_type", body = ErrorBody),
+    (status = 503, description = "service_unavailable", body = ErrorBody),
 ))]
 #[post("/admin/concerts")]
 async fn create(
@@ -70,18 +73,13 @@ async fn create(
     state: web::Data<AppState>,
     body: web::Json<CreateConcert>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    let title = ConcertTitle::try_from(body.title)?;
-    if body.schedules.is_empty() || body.schedules.len() > MAX_SCHEDULES {
+    let CreateConcert { title, schedules } = body.into_inner();
+    if schedules.is_empty() || schedules.len() > MAX_SCHEDULES {
         return Err(ApiError::Validation(format!(
             "schedules must hold 1 to {MAX_SCHEDULES} entries"
         )));
     }
-    let schedules = body
-        .schedules
-        .into_iter()
-        .map(NewSchedule::try_from)
-        .collect::<Result<Vec<_>, _>>()?;
+    let schedules: Vec<NewSchedule> = schedules.into_iter().map(NewSchedule::from).collect();
     let concert = with_db(&state, move |conn| create_concert(conn, &title, &schedules)).await?;
     log::info!(
         "concert created concert_id={} schedules={}",
@@ -93,6 +91,7 @@ async fn create(
 
 #[utoipa::path(tag = "catalog", responses(
     (status = 200, description = "every concert with its schedules and free seats", body = Vec<ConcertListing>),
+    (status = 503, description = "service_unavailable", body = ErrorBody),
 ))]
 #[get("/concerts")]
 async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -100,14 +99,18 @@ async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(concerts))
 }
 
-#[utoipa::path(tag = "catalog", params(("id" = i64, Path, description = "schedule id")), responses(
+#[utoipa::path(tag = "catalog", params(("id" = inline(EntityId), Path, description = "schedule id")), responses(
     (status = 200, description = "the schedule's seats and their state now", body = Vec<SeatView>),
-    (status = 400, description = "validation_failed", body = ErrorBody),
+    (status = 400, description = "validation_failed: the id is not an integer in range", body = ErrorBody),
     (status = 404, description = "not_found", body = ErrorBody),
+    (status = 503, description = "service_unavailable", body = ErrorBody),
 ))]
 #[get("/schedules/{id}/seats")]
-async fn seats(state: web::Data<AppState>, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    let schedule_id = EntityId::parse("schedule id", path.into_inner())?;
+async fn seats(
+    state: web::Data<AppState>,
+    path: web::Path<EntityId>,
+) -> Result<HttpResponse, ApiError> {
+    let schedule_id = path.into_inner();
     let seats = with_db(&state, move |conn| list_seats(conn, schedule_id.get())).await?;
     let seats = seats.ok_or(ApiError::NotFound("schedule"))?;
     Ok(HttpResponse::Ok().json(seats))

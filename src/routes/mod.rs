@@ -20,7 +20,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 /// Largest request body accepted anywhere.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-pub use docs::{api_doc, ErrorBody};
+pub use docs::{api_doc, serve_document, ErrorBody};
 
 /// Registers every route. Routes go through `service(...)` with `#[utoipa::path]` handlers, so
 /// the OpenAPI document at `/openapi.json` is collected from the very registrations served.

@@ -24,6 +24,7 @@ struct Replayed {
 #[utoipa::path(tag = "outbox", security(("admin_token" = [])), responses(
     (status = 200, description = "the outbox's state", body = OutboxStatus),
     (status = 401, description = "unauthorized", body = ErrorBody),
+    (status = 503, description = "service_unavailable", body = ErrorBody),
 ))]
 #[get("/admin/outbox")]
 async fn status(_admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -32,18 +33,20 @@ async fn status(_admin: Admin, state: web::Data<AppState>) -> Result<HttpRespons
 }
 
 /// Re-queues the dead deliveries of outbox event `id` (as `outbox-relay replay-dead --id`).
-#[utoipa::path(tag = "outbox", security(("admin_token" = [])), params(("id" = i64, Path, description = "outbox id")), responses(
+#[utoipa::path(tag = "outbox", security(("admin_token" = [])), params(("id" = inline(EntityId), Path, description = "outbox id")), responses(
     (status = 200, description = "re-queued; the event keeps its id", body = Replayed),
+    (status = 400, description = "validation_failed: the id is not an integer in range", body = ErrorBody),
     (status = 401, description = "unauthorized", body = ErrorBody),
     (status = 404, description = "not_found: no dead delivery for this event", body = ErrorBody),
+    (status = 503, description = "service_unavailable", body = ErrorBody),
 ))]
 #[post("/admin/outbox/{id}/replay")]
 async fn replay(
     _admin: Admin,
     state: web::Data<AppState>,
-    path: web::Path<i64>,
+    path: web::Path<EntityId>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = EntityId::parse("outbox id", path.into_inner())?;
+    let id = path.into_inner();
     let requeued = with_db(&state, move |conn| replay_dead(conn, Some(id.get()))).await?;
     if requeued == 0 {
         return Err(ApiError::NotFound("dead delivery"));

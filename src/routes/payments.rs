@@ -6,6 +6,7 @@ use crate::routes::{with_db, ErrorBody};
 use crate::startup::AppState;
 use actix_web::{post, web, HttpRequest, HttpResponse};
 use serde::Serialize;
+use utoipa::openapi::{ObjectBuilder, RefOr, Schema, Type};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -23,6 +24,21 @@ struct PaymentBody {
     /// Always `confirmed`.
     status: &'static str,
 }
+
+/// `IdempotencyKey::try_from`'s rule for the document: 1 to 255 visible ASCII characters. It
+/// sits by the header it describes; the test below holds the two together.
+impl utoipa::PartialSchema for IdempotencyKey {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(255))
+            .pattern(Some(r"^[\x21-\x7e]+$"))
+            .into()
+    }
+}
+
+impl ToSchema for IdempotencyKey {}
 
 impl From<PaymentError> for ApiError {
     fn from(error: PaymentError) -> Self {
@@ -42,25 +58,26 @@ impl From<PaymentError> for ApiError {
 
 /// Pays for a held reservation with points, in one transaction with its outbox event.
 #[utoipa::path(tag = "reservations", security(("user_token" = [])), params(
-    ("id" = i64, Path, description = "reservation id"),
-    ("Idempotency-Key" = Option<String>, Header, description = "same key, same answer, one payment"),
+    ("id" = inline(EntityId), Path, description = "reservation id"),
+    ("Idempotency-Key" = inline(Option<IdempotencyKey>), Header, nullable = false, description = "same key, same answer, one payment"),
 ), responses(
     (status = 200, description = "confirmed", body = PaymentBody),
-    (status = 400, description = "validation_failed", body = ErrorBody),
+    (status = 400, description = "validation_failed: the id is not an integer in range, or a bad Idempotency-Key", body = ErrorBody),
     (status = 401, description = "unauthorized", body = ErrorBody),
     (status = 404, description = "not_found", body = ErrorBody),
     (status = 409, description = "insufficient_points, already_paid or already_cancelled", body = ErrorBody),
     (status = 410, description = "hold_expired", body = ErrorBody),
     (status = 422, description = "idempotency_key_reused", body = ErrorBody),
+    (status = 503, description = "service_unavailable", body = ErrorBody),
 ))]
 #[post("/reservations/{id}/payment")]
 async fn pay(
     state: web::Data<AppState>,
     user: AuthenticatedUser,
-    path: web::Path<i64>,
+    path: web::Path<EntityId>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let reservation_id = EntityId::parse("reservation id", path.into_inner())?;
+    let reservation_id = path.into_inner();
     let key = match req.headers().get("Idempotency-Key") {
         None => None,
         Some(value) => {
@@ -102,4 +119,24 @@ async fn pay(
         balance: receipt.balance,
         status: "confirmed",
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_idempotency_key_schema_states_the_keys_rule() {
+        let schema =
+            serde_json::to_value(<IdempotencyKey as utoipa::PartialSchema>::schema()).unwrap();
+        assert_eq!(
+            (schema["minLength"].as_u64(), schema["maxLength"].as_u64()),
+            (Some(1), Some(255))
+        );
+        assert!(IdempotencyKey::try_from("!".repeat(255).as_str()).is_ok());
+        assert!(IdempotencyKey::try_from("~".repeat(256).as_str()).is_err());
+        for refused in ["", " ", "a b", "é", "\u{7f}"] {
+            assert!(IdempotencyKey::try_from(refused).is_err(), "{refused:?}");
+        }
+    }
 }

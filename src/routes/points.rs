@@ -16,8 +16,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Charge {
-    /// 1 to 10,000,000 points.
-    amount: i64,
+    amount: ChargeAmount,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -29,6 +28,9 @@ struct Balance {
     (status = 200, description = "the new balance", body = Balance),
     (status = 400, description = "validation_failed", body = ErrorBody),
     (status = 401, description = "unauthorized", body = ErrorBody),
+    (status = 413, description = "payload_too_large", body = ErrorBody),
+    (status = 415, description = "unsupported_media_type", body = ErrorBody),
+    (status = 503, description = "service_unavailable", body = ErrorBody),
 ))]
 #[post("/points/charge")]
 async fn charge(
@@ -36,7 +38,7 @@ async fn charge(
     user: AuthenticatedUser,
     body: web::Json<Charge>,
 ) -> Result<HttpResponse, ApiError> {
-    let amount = ChargeAmount::try_from(body.amount)?;
+    let amount = body.amount;
     let balance = with_db(&state, move |conn| charge_points(conn, user.id, amount)).await?;
     log::info!(
         "points charged user_id={} amount={} balance={balance}",
@@ -49,6 +51,7 @@ async fn charge(
 #[utoipa::path(tag = "points", security(("user_token" = [])), responses(
     (status = 200, description = "the current balance", body = Balance),
     (status = 401, description = "unauthorized", body = ErrorBody),
+    (status = 503, description = "service_unavailable", body = ErrorBody),
 ))]
 #[get("/points")]
 async fn show_balance(

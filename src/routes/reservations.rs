@@ -19,7 +19,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Hold {
-    seat_id: i64,
+    seat_id: EntityId,
 }
 
 impl From<HoldError> for ApiError {
@@ -50,6 +50,9 @@ impl From<CancelError> for ApiError {
     (status = 401, description = "unauthorized", body = ErrorBody),
     (status = 404, description = "not_found: no such seat", body = ErrorBody),
     (status = 409, description = "seat_unavailable", body = ErrorBody),
+    (status = 413, description = "payload_too_large", body = ErrorBody),
+    (status = 415, description = "unsupported_media_type", body = ErrorBody),
+    (status = 503, description = "service_unavailable", body = ErrorBody),
 ))]
 #[post("/reservations")]
 async fn hold(
@@ -57,7 +60,7 @@ async fn hold(
     user: AuthenticatedUser,
     body: web::Json<Hold>,
 ) -> Result<HttpResponse, ApiError> {
-    let seat_id = EntityId::parse("seat_id", body.seat_id)?;
+    let seat_id = body.seat_id;
     let reservation = hold_through_admission(&state, user.id, seat_id).await?;
     log::info!(
         "seat held reservation_id={} seat_id={} user_id={}",
@@ -109,18 +112,20 @@ async fn hold_through_admission(
 }
 
 /// The caller's reservation; someone else's is 404 like an unknown one.
-#[utoipa::path(tag = "reservations", security(("user_token" = [])), params(("id" = i64, Path, description = "reservation id")), responses(
+#[utoipa::path(tag = "reservations", security(("user_token" = [])), params(("id" = inline(EntityId), Path, description = "reservation id")), responses(
     (status = 200, description = "the reservation", body = Reservation),
+    (status = 400, description = "validation_failed: the id is not an integer in range", body = ErrorBody),
     (status = 401, description = "unauthorized", body = ErrorBody),
     (status = 404, description = "not_found", body = ErrorBody),
+    (status = 503, description = "service_unavailable", body = ErrorBody),
 ))]
 #[get("/reservations/{id}")]
 async fn show(
     state: web::Data<AppState>,
     user: AuthenticatedUser,
-    path: web::Path<i64>,
+    path: web::Path<EntityId>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = EntityId::parse("reservation id", path.into_inner())?;
+    let id = path.into_inner();
     let reservation = with_db(&state, move |conn| find_reservation(conn, user.id, id)).await?;
     let reservation = reservation.ok_or(ApiError::NotFound("reservation"))?;
     Ok(HttpResponse::Ok().json(reservation))
@@ -128,20 +133,22 @@ async fn show(
 
 /// Cancels: a paid reservation is refunded in one transaction (and a `reservation.cancelled`
 /// event written); a hold is released.
-#[utoipa::path(tag = "reservations", security(("user_token" = [])), params(("id" = i64, Path, description = "reservation id")), responses(
+#[utoipa::path(tag = "reservations", security(("user_token" = [])), params(("id" = inline(EntityId), Path, description = "reservation id")), responses(
     (status = 200, description = "cancelled", body = Cancellation),
+    (status = 400, description = "validation_failed: the id is not an integer in range", body = ErrorBody),
     (status = 401, description = "unauthorized", body = ErrorBody),
     (status = 404, description = "not_found", body = ErrorBody),
     (status = 409, description = "already_cancelled", body = ErrorBody),
+    (status = 503, description = "service_unavailable", body = ErrorBody),
 ))]
 #[post("/reservations/{id}/cancel")]
 async fn cancel(
     state: web::Data<AppState>,
     user: AuthenticatedUser,
-    path: web::Path<i64>,
+    path: web::Path<EntityId>,
     req: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let id = EntityId::parse("reservation id", path.into_inner())?;
+    let id = path.into_inner();
     let trace_context = crate::trace::trace_context(&req);
     let shared = state.clone();
     let cancellation = with_db(&state, move |conn| {

@@ -238,3 +238,104 @@ async fn bad_ids_in_paths_and_headers_are_4xx_with_the_error_shape() {
         .unwrap();
     assert_eq!(response.status(), 400);
 }
+
+#[tokio::test]
+async fn the_edges_the_document_states_are_accepted_and_one_past_them_refused() {
+    let app = spawn_app().await;
+    let user = app.create_user(0).await;
+    let t = Some(user.token.as_str());
+    let charge = |amount: &str| format!("{{\"amount\": {amount}}}");
+    for accepted in ["1", "10000000", "5.0", "5e0"] {
+        let (status, body) = send(&app, "POST", "/points/charge", t, Some(charge(accepted))).await;
+        assert_eq!(status, 200, "amount {accepted}: {body}");
+    }
+    for refused in ["0", "10000001", "5.5"] {
+        let result = send(&app, "POST", "/points/charge", t, Some(charge(refused))).await;
+        assert_error(
+            &format!("amount {refused}"),
+            &result,
+            400,
+            "validation_failed",
+        );
+    }
+
+    for id in ["0", "-1", "9223372036854775808"] {
+        let result = send(&app, "GET", &format!("/reservations/{id}"), t, None).await;
+        assert_error(&format!("path id {id}"), &result, 400, "validation_failed");
+    }
+    let result = send(&app, "GET", "/reservations/9223372036854775807", t, None).await;
+    assert_error("the largest path id", &result, 404, "not_found");
+    let hold = |seat_id: &str| format!("{{\"seat_id\": {seat_id}}}");
+    let result = send(
+        &app,
+        "POST",
+        "/reservations",
+        t,
+        Some(hold("9223372036854775807")),
+    )
+    .await;
+    assert_error("the largest seat id", &result, 404, "not_found");
+
+    let admin = Some(app.admin_token.as_str());
+    let concert = |title: &str, starts_at: &str, seats: i64, price: i64| {
+        Some(json!({"title": title, "schedules": [{"starts_at": starts_at, "seat_count": seats, "price": price}]}).to_string())
+    };
+    let longest = "가".repeat(200);
+    for (case, body) in [
+        (
+            "the longest title",
+            concert(&longest, "2030-01-01T19:00:00Z", 1, 1),
+        ),
+        (
+            "the most seats at the highest price",
+            concert("T", "2030-01-01T19:00:00Z", 1000, 1_000_000_000),
+        ),
+        (
+            "the first year as written",
+            concert("T", "1970-01-01T00:30:00+01:00", 1, 1),
+        ),
+        (
+            "the last year as written",
+            concert("T", "9998-12-31T23:59:59-23:59", 1, 1),
+        ),
+    ] {
+        let (status, body) = send(&app, "POST", "/admin/concerts", admin, body).await;
+        assert_eq!(status, 201, "{case}: {body}");
+    }
+    let (_, listing) = send(&app, "GET", "/concerts", None, None).await;
+    let last = listing.as_array().unwrap().last().unwrap()["schedules"][0]["starts_at"].clone();
+    assert_eq!(
+        last, "9999-01-01T23:58:59Z",
+        "written back as RFC 3339 in UTC"
+    );
+    for (case, body) in [
+        (
+            "a title too long",
+            concert(&"가".repeat(201), "2030-01-01T19:00:00Z", 1, 1),
+        ),
+        (
+            "a title of ideographic spaces",
+            concert("\u{3000}\u{3000}", "2030-01-01T19:00:00Z", 1, 1),
+        ),
+        (
+            "a title with a C1 control",
+            concert("a\u{85}b", "2030-01-01T19:00:00Z", 1, 1),
+        ),
+        (
+            "a year past the last",
+            concert("T", "9999-01-01T00:00:00Z", 1, 1),
+        ),
+        (
+            "a space for the T",
+            concert("T", "2030-01-01 19:00:00Z", 1, 1),
+        ),
+        (
+            "a price too high",
+            concert("T", "2030-01-01T19:00:00Z", 1, 1_000_000_001),
+        ),
+    ] {
+        let result = send(&app, "POST", "/admin/concerts", admin, body).await;
+        assert_error(case, &result, 400, "validation_failed");
+    }
+    assert_eq!(app.db.scalar("SELECT count(*) FROM concerts"), 4);
+}

@@ -1,7 +1,7 @@
 //! The OpenAPI document is collected from the registered handlers; these tests fail when the
 //! document and the routes the server answers drift apart.
-use crate::helpers::spawn_app;
-use serde_json::Value;
+use crate::helpers::{spawn_app, TestApp};
+use serde_json::{json, Value};
 use std::collections::BTreeSet;
 
 /// Every route the API serves, as clients rely on it.
@@ -21,6 +21,28 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/reservations/{id}/payment"),
     ("post", "/users"),
 ];
+
+async fn fetch_document(app: &TestApp) -> Value {
+    let response = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// `schema`, or what its `$ref` points at.
+fn resolved<'a>(document: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema["$ref"].as_str() {
+        Some(reference) => {
+            let name = reference.trim_start_matches("#/components/schemas/");
+            &document["components"]["schemas"][name]
+        }
+        None => schema,
+    }
+}
 
 fn documented_routes(document: &Value) -> BTreeSet<(String, String)> {
     let mut routes = BTreeSet::new();
@@ -96,4 +118,156 @@ async fn the_document_describes_auth_bodies_and_error_codes() {
     let hold_body = &document["paths"]["/reservations"]["post"]["requestBody"];
     assert!(hold_body["content"]["application/json"]["schema"].is_object());
     assert!(document["components"]["schemas"]["ErrorBody"].is_object());
+}
+
+/// Every operation of the document, as (method, path, operation).
+fn operations(document: &Value) -> Vec<(String, String, &Value)> {
+    let mut operations = Vec::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            operations.push((method.clone(), path.clone(), operation));
+        }
+    }
+    operations
+}
+
+#[tokio::test]
+async fn every_operation_lists_the_errors_it_can_answer_with_the_error_body() {
+    let app = spawn_app().await;
+    let document = fetch_document(&app).await;
+    for (method, path, operation) in operations(&document) {
+        let responses = operation["responses"].as_object().unwrap();
+        let listed = |status: &str| responses.contains_key(status);
+        let route = format!("{method} {path}");
+        if path.contains('{') {
+            assert!(listed("400"), "{route}: an id out of range is 400");
+        }
+        if operation["requestBody"].is_object() {
+            for status in ["400", "413", "415"] {
+                assert!(listed(status), "{route}: a body can be answered {status}");
+            }
+        }
+        if operation["security"].is_array() {
+            assert!(listed("401"), "{route}: a missing token is 401");
+        }
+        for (status, response) in responses {
+            if status.starts_with('4') || (status == "503" && path != "/health") {
+                let schema = &response["content"]["application/json"]["schema"];
+                assert_eq!(
+                    schema["$ref"], "#/components/schemas/ErrorBody",
+                    "{route} {status}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_document_bounds_every_id_and_amount_as_the_domain_does() {
+    let app = spawn_app().await;
+    let document = fetch_document(&app).await;
+    let id_bounds = json!([1, i64::MAX]);
+    let bounds = |schema: &Value| {
+        let schema = resolved(&document, schema);
+        json!([schema["minimum"], schema["maximum"]])
+    };
+    for (method, path, operation) in operations(&document) {
+        for parameter in operation["parameters"].as_array().into_iter().flatten() {
+            if parameter["in"] == "path" {
+                assert_eq!(bounds(&parameter["schema"]), id_bounds, "{method} {path}");
+            }
+        }
+    }
+    let body = |path: &str| {
+        let schema = &document["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+            ["schema"];
+        resolved(&document, schema)
+    };
+    assert_eq!(
+        bounds(&body("/reservations")["properties"]["seat_id"]),
+        id_bounds
+    );
+    assert_eq!(
+        bounds(&body("/points/charge")["properties"]["amount"]),
+        json!([1, 10_000_000])
+    );
+    let schedules = &body("/admin/concerts")["properties"]["schedules"];
+    assert_eq!(
+        (&schedules["minItems"], &schedules["maxItems"]),
+        (&json!(1), &json!(100))
+    );
+    let schedule = resolved(&document, &schedules["items"]);
+    assert_eq!(
+        bounds(&schedule["properties"]["seat_count"]),
+        json!([1, 1000])
+    );
+    assert_eq!(
+        bounds(&schedule["properties"]["price"]),
+        json!([1, 1_000_000_000])
+    );
+    let name = resolved(&document, &body("/users")["properties"]["name"]);
+    assert_eq!(
+        (&name["minLength"], &name["maxLength"]),
+        (&json!(1), &json!(100))
+    );
+}
+
+#[tokio::test]
+async fn a_known_path_called_with_a_method_it_lacks_is_405_with_allow() {
+    let app = spawn_app().await;
+    let document = fetch_document(&app).await;
+    let mut paths: Vec<(String, BTreeSet<String>)> = document["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(path, item)| {
+            let methods = item.as_object().unwrap().keys();
+            (path.clone(), methods.map(|m| m.to_uppercase()).collect())
+        })
+        .collect();
+    paths.push(("/openapi.json".into(), BTreeSet::from(["GET".to_string()])));
+    for (path, allowed) in paths {
+        let concrete = path.replace("{id}", "1");
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE", "TRACE"] {
+            if allowed.contains(method) {
+                continue;
+            }
+            let response = app
+                .client
+                .request(method.parse().unwrap(), app.url(&concrete))
+                .bearer_auth(&app.admin_token)
+                .send()
+                .await
+                .unwrap();
+            let case = format!("{method} {path}");
+            assert_eq!(response.status(), 405, "{case}");
+            let allow = response.headers()["allow"].to_str().unwrap().to_string();
+            let listed: BTreeSet<String> = allow.split(',').map(|m| m.trim().to_string()).collect();
+            assert_eq!(listed, allowed, "{case}: Allow: {allow}");
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "method_not_allowed", "{case}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_path_is_404_whatever_the_method() {
+    let app = spawn_app().await;
+    for (method, path) in [
+        ("GET", "/no/such/route"),
+        ("DELETE", "/concerts/1"),
+        ("PUT", "/reservations/1/refund"),
+        ("POST", "/points/"),
+    ] {
+        let response = app
+            .client
+            .request(method.parse().unwrap(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{method} {path}");
+        assert!(response.headers().get("allow").is_none(), "{method} {path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "not_found", "{method} {path}");
+    }
 }

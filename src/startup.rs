@@ -4,6 +4,7 @@
 use crate::config::{ApiConfig, Secret};
 use crate::db::{self, DbPool};
 use crate::outbox::relay::Relay;
+use crate::outbox::waker::RelayWaker;
 use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
 use std::net::TcpListener;
@@ -47,6 +48,7 @@ pub struct Application {
     server: Server,
     pool: DbPool,
     relay: Option<Relay>,
+    relay_waker: RelayWaker,
 }
 
 impl Application {
@@ -59,6 +61,7 @@ impl Application {
         }
         let listener = TcpListener::bind(config.bind_addr)?;
         let port = listener.local_addr()?.port();
+        let relay_waker = RelayWaker::spawn(pool.clone());
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             admin_token: config.admin_token.clone(),
@@ -68,7 +71,7 @@ impl Application {
                 config.hold_concurrency as usize,
             )),
             taken_seats: Default::default(),
-            relay_waker: crate::outbox::waker::RelayWaker::spawn(pool.clone()),
+            relay_waker: relay_waker.clone(),
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -83,7 +86,12 @@ impl Application {
                 })
                 .app_data(state.clone())
                 .configure(crate::routes::configure)
-                .openapi_service(crate::routes::serve_document)
+                .openapi_service(|document| {
+                    web::resource("/openapi.json").route(web::get().to(move || {
+                        let document = document.clone();
+                        async move { actix_web::HttpResponse::Ok().json(document) }
+                    }))
+                })
                 .into_app()
                 .configure(crate::pages::routes)
         })
@@ -107,6 +115,7 @@ impl Application {
             server,
             pool,
             relay,
+            relay_waker,
         })
     }
 
@@ -118,8 +127,9 @@ impl Application {
         &self.pool
     }
 
-    /// Serves until SIGTERM or Ctrl-C, then finishes in-flight requests, stops the in-process
-    /// relay (which finishes or releases its batch) and returns.
+    /// Serves until SIGTERM or Ctrl-C, then finishes in-flight requests, stops the relay waker
+    /// (after the NOTIFY the last requests asked for) and the in-process relay (which finishes
+    /// or releases its batch) and returns.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let shutdown = CancellationToken::new();
         let relay = self
@@ -127,6 +137,7 @@ impl Application {
             .map(|relay| tokio::spawn(relay.run(shutdown.clone())));
         let served = self.server.await;
         shutdown.cancel();
+        self.relay_waker.stop().await;
         if let Some(relay) = relay {
             match relay.await {
                 Ok(Ok(())) => {}

@@ -1,6 +1,7 @@
 //! Prometheus metrics for the API and the relay: request counts and latency by route and
 //! status, the outbox backlog by destination and state, deliveries by outcome, commit-to-
-//! delivery latency, and pool usage. One registry per process; `/metrics` renders it.
+//! delivery latency, relay loops restarted after a panic, and pool usage. One registry per
+//! process; `/metrics` renders it.
 
 use crate::db::DbPool;
 use crate::outbox::admin::{outbox_status, OutboxStatus};
@@ -61,6 +62,7 @@ pub struct Metrics {
     http_latency: Family<HttpLabels, Histogram, fn() -> Histogram>,
     deliveries: Family<DeliveryLabels, Counter>,
     commit_to_delivery: Family<DestinationLabels, Histogram, fn() -> Histogram>,
+    loop_restarts: Family<DestinationLabels, Counter>,
     outbox: Family<OutboxLabels, Gauge>,
     oldest_pending: Family<DestinationLabels, Gauge<f64, AtomicU64>>,
     pool: Family<PoolLabels, Gauge>,
@@ -81,6 +83,7 @@ impl Metrics {
             http_latency: Family::new_with_constructor(latency_histogram),
             deliveries: Family::default(),
             commit_to_delivery: Family::new_with_constructor(latency_histogram),
+            loop_restarts: Family::default(),
             outbox: Family::default(),
             oldest_pending: Family::default(),
             pool: Family::default(),
@@ -106,6 +109,11 @@ impl Metrics {
             "outbox_commit_to_delivery_seconds",
             "From the event's transaction to the destination's acknowledgement",
             metrics.commit_to_delivery.clone(),
+        );
+        registry.register(
+            "outbox_relay_loop_restarts",
+            "Destination loops of this relay restarted after a panic",
+            metrics.loop_restarts.clone(),
         );
         registry.register(
             "outbox_backlog",
@@ -144,6 +152,13 @@ impl Metrics {
             .get_or_create(&labels)
             .observe(latency.as_secs_f64());
         self.timeline.record(latency);
+    }
+
+    pub fn observe_loop_restart(&self, destination: &str) {
+        let labels = DestinationLabels {
+            destination: destination.to_owned(),
+        };
+        self.loop_restarts.get_or_create(&labels).inc();
     }
 
     /// Commit-to-delivery latency of this process's relay over the last ten minutes.

@@ -20,5 +20,6 @@ mod outbox_table;
 mod pages;
 mod payments;
 mod points;
+mod relay_loops;
 mod relay_processes;
 mod waker;

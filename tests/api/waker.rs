@@ -1,5 +1,6 @@
 //! Waking relays after commits: every wake-up is answered by a NOTIFY that starts after it,
-//! and wake-ups arriving while one is on its way coalesce into exactly one more.
+//! wake-ups arriving while one is on its way coalesce into exactly one more, and a stopped
+//! waker answers what came before the stop and nothing after.
 use crate::helpers::TestDb;
 use concert_outbox::db::build_pool;
 use concert_outbox::outbox::waker::RelayWaker;
@@ -74,4 +75,37 @@ async fn wake_ups_during_a_notification_are_answered_by_exactly_one_more() {
         notifications_until_quiet(&mut listener, Duration::from_millis(500))
     });
     assert_eq!(received, 2, "100 wake-ups, two NOTIFYs");
+}
+
+/// Notifications received on `listener` within `window`.
+fn notifications_within(listener: &mut PgConnection, window: Duration) -> usize {
+    let started = Instant::now();
+    let mut received = 0;
+    while started.elapsed() < window {
+        received += listener.notifications_iter().map(Result::unwrap).count();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    received
+}
+
+/// Stopping is the API's last step of a shutdown: the wake-up of the last request is still
+/// answered, then the task ends and nothing more is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_waker_answers_the_wake_up_before_the_stop_and_nothing_after() {
+    let db = TestDb::create();
+    let mut listener = listen(&db);
+    let waker = RelayWaker::spawn(build_pool(&db.url, 1).unwrap());
+    waker.wake();
+    tokio::time::timeout(Duration::from_secs(10), waker.stop())
+        .await
+        .expect("the waker's task ends");
+    let received = tokio::task::block_in_place(|| {
+        notifications_until_quiet(&mut listener, Duration::from_millis(300))
+    });
+    assert_eq!(received, 1, "the wake-up before the stop is answered");
+    waker.wake();
+    let late = tokio::task::block_in_place(|| {
+        notifications_within(&mut listener, Duration::from_millis(500))
+    });
+    assert_eq!(late, 0, "no task is left to answer a wake-up");
 }

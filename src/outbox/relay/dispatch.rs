@@ -1,19 +1,56 @@
-//! Sending a claim: one batch POST, or one POST per event at bounded concurrency, cut off
-//! at shutdown or before the lease runs out.
+//! Sending a claim to an HTTP destination: one batch POST, or one POST per event at bounded
+//! concurrency, cut off at shutdown or before the lease runs out.
 
 use super::config::{usable_lease, DestinationConfig, RelayConfig};
 use super::delivery::{self, Verdict};
+use super::destination::Destination;
 use super::store::{Claim, ClaimedDelivery};
+use futures_util::future::BoxFuture;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+/// A configured endpoint (`DATA_PLATFORM_URL`, `NOTIFY_URL`, `RELAY_EXTRA_DESTINATIONS`).
+pub(super) struct HttpDestination {
+    pub client: reqwest::Client,
+    pub config: Arc<RelayConfig>,
+    pub destination: DestinationConfig,
+}
+
+impl Destination for HttpDestination {
+    fn name(&self) -> &str {
+        &self.destination.name
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{}@{}",
+            self.destination.name,
+            self.destination.url_for_logs()
+        )
+    }
+
+    fn deliver<'a>(
+        &'a self,
+        claim: &'a Arc<Claim>,
+        shutdown: &'a CancellationToken,
+    ) -> BoxFuture<'a, Vec<(i64, Verdict)>> {
+        Box::pin(post_claim(
+            &self.client,
+            &self.config,
+            &self.destination,
+            claim,
+            shutdown,
+        ))
+    }
+}
+
 /// POSTs a claim's events (as one batch, or one by one at bounded concurrency) and
 /// returns a verdict per outbox id. Ids missing from the answer were cut off, by shutdown
 /// or because the lease was running out: requests still queued then must not be sent
 /// under a lease another relay may already hold, so they are released instead.
-pub(super) async fn post_claim(
+async fn post_claim(
     client: &reqwest::Client,
     config: &RelayConfig,
     destination: &DestinationConfig,

@@ -2,22 +2,26 @@
 //!
 //! One worker loop per destination, so a destination that is down or slow never holds back
 //! another. Each loop reads: claim (lease, commit) -> POST -> acknowledge (fenced by the lease)
-//! -> claim again while there is work, else sleep until a NOTIFY or the poll interval.
+//! -> claim again while there is work, else sleep until a NOTIFY or the poll interval. A loop
+//! that panics is restarted (`loops.rs` says why).
 
 pub mod backoff;
 pub mod config;
 pub mod delivery;
+pub mod destination;
 mod dispatch;
 mod listener;
+mod loops;
 mod maintenance;
 mod outcome;
 pub mod store;
 
 use crate::db::DbPool;
-use crate::error::cause_chain;
 use chrono::{DateTime, Utc};
-use config::{DestinationConfig, RelayConfig};
+use config::RelayConfig;
 use delivery::Verdict;
+use destination::Destination;
+use dispatch::HttpDestination;
 use outcome::SortedVerdicts;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -52,12 +56,13 @@ pub struct Round {
 #[derive(Clone)]
 pub struct Relay {
     pool: DbPool,
-    client: reqwest::Client,
     config: Arc<RelayConfig>,
+    destinations: Vec<Arc<dyn Destination>>,
     owner: String,
 }
 
 impl Relay {
+    /// A relay for the HTTP destinations of `config`.
     pub fn new(config: RelayConfig, pool: DbPool) -> Result<Self, RelayError> {
         let client = reqwest::Client::builder()
             .timeout(config.request_timeout)
@@ -71,12 +76,32 @@ impl Relay {
             std::process::id(),
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
+        let config = Arc::new(config);
+        let destinations = config
+            .destinations
+            .iter()
+            .map(|destination| {
+                Arc::new(HttpDestination {
+                    client: client.clone(),
+                    config: config.clone(),
+                    destination: destination.clone(),
+                }) as Arc<dyn Destination>
+            })
+            .collect();
         Ok(Relay {
             pool,
-            client,
-            config: Arc::new(config),
+            config,
+            destinations,
             owner,
         })
+    }
+
+    /// Adds a destination that is not an HTTP endpoint of the configuration. It needs a name
+    /// no other destination has, and gets `workers` loops of its own, each needing a pooled
+    /// connection beyond [`RelayConfig::pool_size`].
+    pub fn with_destination(mut self, destination: Arc<dyn Destination>) -> Self {
+        self.destinations.push(destination);
+        self
     }
 
     pub fn owner(&self) -> &str {
@@ -103,25 +128,24 @@ impl Relay {
     /// Makes sure every configured destination is registered, so new events fan out to it.
     pub async fn register_destinations(&self) -> Result<(), RelayError> {
         let names: Vec<String> = self
-            .config
             .destinations
             .iter()
-            .map(|d| d.name.clone())
+            .map(|d| d.name().to_owned())
             .collect();
         self.with_db(move |conn| store::register_destinations(conn, &names))
             .await?;
         Ok(())
     }
 
-    /// One round for one destination: claim due deliveries, POST them, record the outcome.
+    /// One round for one destination: claim due deliveries, send them, record the outcome.
     /// If `shutdown` fires mid-round, requests get one request timeout to finish; what is
     /// still unanswered then is released for another relay, never lost.
     pub async fn deliver_next_batch(
         &self,
-        destination: &DestinationConfig,
+        destination: &dyn Destination,
         shutdown: &CancellationToken,
     ) -> Result<Round, RelayError> {
-        let (name, owner) = (destination.name.clone(), self.owner.clone());
+        let (name, owner) = (destination.name().to_owned(), self.owner.clone());
         let (limit, lease) = (self.config.batch_size, self.config.lease);
         let claim = self
             .with_db(move |conn| store::claim_due_deliveries(conn, &name, &owner, limit, lease))
@@ -130,8 +154,7 @@ impl Relay {
             return Ok(Round::default());
         }
         let claim = Arc::new(claim);
-        let verdicts =
-            dispatch::post_claim(&self.client, &self.config, destination, &claim, shutdown).await;
+        let verdicts = destination.deliver(&claim, shutdown).await;
         self.record(claim, verdicts).await
     }
 
@@ -187,14 +210,15 @@ impl Relay {
         })
     }
 
-    /// Runs every destination's loop, the NOTIFY listener and the maintenance task until
-    /// `shutdown`, then returns once in-flight work is finished or released.
+    /// Runs every destination's loop (restarted if it panics), the NOTIFY listener and the
+    /// maintenance task until `shutdown`, then returns once in-flight work is finished or
+    /// released and the listener's thread has ended.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), RelayError> {
         self.register_destinations().await?;
         log::info!(
             "relay started owner={} destinations={} workers={} batch_size={} concurrency={} poll_interval_ms={} listen={}",
             self.owner,
-            self.config.destinations.iter().map(|d| format!("{}@{}", d.name, d.url_for_logs())).collect::<Vec<_>>().join(","),
+            self.destinations.iter().map(|d| d.describe()).collect::<Vec<_>>().join(","),
             self.config.workers,
             self.config.batch_size,
             self.config.concurrency,
@@ -202,8 +226,7 @@ impl Relay {
             self.config.listen
         );
         // One loop per worker per destination, each with its own wake-up.
-        let loops_to_run: Vec<(DestinationConfig, Arc<Notify>)> = self
-            .config
+        let loops_to_run: Vec<(Arc<dyn Destination>, Arc<Notify>)> = self
             .destinations
             .iter()
             .flat_map(|d| {
@@ -221,44 +244,20 @@ impl Relay {
         let mut loops = JoinSet::new();
         for (destination, wake) in loops_to_run {
             let (relay, shutdown) = (self.clone(), shutdown.clone());
-            loops.spawn(async move { relay.run_destination(destination, wake, shutdown).await });
+            loops.spawn(relay.keep_delivering(destination, wake, shutdown));
         }
         let maintenance = tokio::spawn(self.clone().run_maintenance(shutdown.clone()));
-        while loops.join_next().await.is_some() {}
+        while let Some(ended) = loops.join_next().await {
+            if let Err(error) = ended {
+                log::error!("relay loop task failed error=\"{error}\"");
+            }
+        }
         maintenance.abort();
         if let Some(listener) = listener {
             let _ = tokio::task::spawn_blocking(move || listener.join()).await;
         }
         log::info!("relay stopped owner={}", self.owner);
         Ok(())
-    }
-
-    async fn run_destination(
-        self,
-        destination: DestinationConfig,
-        wake: Arc<Notify>,
-        shutdown: CancellationToken,
-    ) {
-        while !shutdown.is_cancelled() {
-            match self.deliver_next_batch(&destination, &shutdown).await {
-                // There may be more: claim again straight away.
-                Ok(round) if round.claimed > 0 => {
-                    log::debug!("round destination={} {round:?}", destination.name);
-                    continue;
-                }
-                Ok(_) => {}
-                Err(error) => log::error!(
-                    "relay round failed destination={} error=\"{}\"",
-                    destination.name,
-                    cause_chain(&error)
-                ),
-            }
-            tokio::select! {
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(self.config.poll_interval) => {}
-                _ = shutdown.cancelled() => {}
-            }
-        }
     }
 }
 

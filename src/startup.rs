@@ -86,12 +86,7 @@ impl Application {
                 })
                 .app_data(state.clone())
                 .configure(crate::routes::configure)
-                .openapi_service(|document| {
-                    web::resource("/openapi.json").route(web::get().to(move || {
-                        let document = document.clone();
-                        async move { actix_web::HttpResponse::Ok().json(document) }
-                    }))
-                })
+                .openapi_service(crate::routes::serve_document)
                 .into_app()
                 .configure(crate::pages::routes)
         })

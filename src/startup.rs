@@ -46,7 +46,6 @@ pub enum StartupError {
 pub struct Application {
     port: u16,
     server: Server,
-    pool: DbPool,
     relay: Option<Relay>,
     relay_waker: RelayWaker,
 }
@@ -108,7 +107,6 @@ impl Application {
         Ok(Application {
             port,
             server,
-            pool,
             relay,
             relay_waker,
         })
@@ -116,10 +114,6 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
-    }
-
-    pub fn pool(&self) -> &DbPool {
-        &self.pool
     }
 
     /// Serves until SIGTERM or Ctrl-C, then finishes in-flight requests, stops the relay waker

@@ -61,6 +61,8 @@ pub struct EmbeddedPostgres {
     /// Stops the server if this process dies without dropping the guard (SIGKILL, `exit`).
     watchdog: Option<Child>,
     cleanup: Cleanup,
+    /// Whether `pg_ctl start` succeeded, so there is a server to stop.
+    started: bool,
 }
 
 impl EmbeddedPostgres {
@@ -91,6 +93,7 @@ impl EmbeddedPostgres {
             port: 0,
             watchdog: None,
             cleanup,
+            started: false,
         };
         if let Some(from) = &postgres.folder.relocated_from {
             log::warn!(
@@ -120,6 +123,7 @@ impl EmbeddedPostgres {
         if let Err(error) = started {
             return Err(postgres.with_log_tail(error));
         }
+        postgres.started = true;
         log::info!(
             "private PostgreSQL started port={} data_dir={} log={}",
             postgres.port,
@@ -146,25 +150,36 @@ impl EmbeddedPostgres {
         self.folder.path.join("postgres.log")
     }
 
+    /// Makes the cluster in `data.new` and renames it `data` only once it is configured, so a
+    /// start interrupted half-way (Ctrl-C during initdb) leaves no cluster that looks ready.
     fn initialise_if_new(&self) -> Result<(), EmbeddedError> {
         let data_dir = self.data_dir();
         if data_dir.join("PG_VERSION").exists() {
             return Ok(());
         }
+        let folder_error = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| EmbeddedError::Folder { path, source }
+        };
+        let building = self.folder.path.join("data.new");
+        if building.exists() {
+            std::fs::remove_dir_all(&building).map_err(folder_error(&building))?;
+        }
         log::info!(
             "initialising a private PostgreSQL data_dir={}",
             data_dir.display()
         );
-        let data = data_dir.display().to_string();
+        let target = building.display().to_string();
         self.run(
             "initdb",
-            &["-D", &data, "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+            &["-D", &target, "-U", "postgres", "--auth=trust", "-E", "UTF8"],
         )?;
-        let conf = data_dir.join("postgresql.conf");
-        append(&conf, CLUSTER_SETTINGS).map_err(|source| EmbeddedError::Folder {
-            path: conf.display().to_string(),
-            source,
-        })
+        let conf = building.join("postgresql.conf");
+        append(&conf, CLUSTER_SETTINGS).map_err(folder_error(&conf))?;
+        if data_dir.exists() {
+            std::fs::remove_dir_all(&data_dir).map_err(folder_error(&data_dir))?;
+        }
+        std::fs::rename(&building, &data_dir).map_err(folder_error(&data_dir))
     }
 
     /// A shell that waits for this process to end, then stops the server (and deletes its
@@ -257,10 +272,20 @@ impl EmbeddedPostgres {
 
 impl Drop for EmbeddedPostgres {
     fn drop(&mut self) {
-        let data = self.data_dir().display().to_string();
-        match self.run("pg_ctl", &["-D", &data, "-m", "fast", "-w", "stop"]) {
-            Ok(()) => log::info!("private PostgreSQL stopped"),
-            Err(error) => log::error!("cannot stop the private PostgreSQL error=\"{error}\""),
+        if self.started {
+            let stop = self.stop_command();
+            let stopped = Command::new(&stop[0])
+                .args(&stop[1..])
+                .stdin(Stdio::null())
+                .output();
+            match stopped {
+                Ok(output) if output.status.success() => log::info!("private PostgreSQL stopped"),
+                Ok(output) => log::error!(
+                    "cannot stop the private PostgreSQL error=\"{}\"",
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ),
+                Err(error) => log::error!("cannot stop the private PostgreSQL error=\"{error}\""),
+            }
         }
         if let Some(mut watchdog) = self.watchdog.take() {
             let _ = watchdog.kill();

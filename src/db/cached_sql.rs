@@ -97,19 +97,23 @@ fn split_placeholders(sql: &str) -> Result<Vec<Piece<'_>>, String> {
     while i < bytes.len() {
         i = match bytes[i] {
             b'\'' => {
-                let escapes = i > 0 && matches!(bytes[i - 1], b'E' | b'e');
+                // `E'...'` takes backslash escapes; the `E` must start a token of its own.
+                let escapes = i > 0
+                    && matches!(bytes[i - 1], b'E' | b'e')
+                    && (i < 2 || !is_identifier_byte(bytes[i - 2]));
                 skip_quoted(bytes, i, b'\'', escapes).ok_or("an unterminated string literal")?
             }
+            // Inside an identifier (`a$1` is one) a `$` is part of its name.
+            b'$' if i > 0 && is_identifier_byte(bytes[i - 1]) => i + 1,
             b'"' => {
                 skip_quoted(bytes, i, b'"', false).ok_or("an unterminated quoted identifier")?
             }
             b'-' if bytes.get(i + 1) == Some(&b'-') => {
                 sql[i..].find('\n').map_or(bytes.len(), |end| i + end + 1)
             }
-            b'/' if bytes.get(i + 1) == Some(&b'*') => sql[i + 2..]
-                .find("*/")
-                .map(|end| i + 2 + end + 2)
-                .ok_or("an unterminated comment")?,
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                skip_block_comment(bytes, i).ok_or("an unterminated comment")?
+            }
             b'$' if bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => {
                 let digits = bytes[i + 1..]
                     .iter()
@@ -149,6 +153,29 @@ fn skip_quoted(bytes: &[u8], start: usize, quote: u8, backslash_escapes: bool) -
             b'\\' if backslash_escapes => i += 2,
             b if b == quote && bytes.get(i + 1) == Some(&quote) => i += 2,
             b if b == quote => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+fn is_identifier_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || byte == b'_' || byte >= 0x80
+}
+
+/// The index just past the `/* ... */` comment starting at `start`; comments nest, as in
+/// PostgreSQL.
+fn skip_block_comment(bytes: &[u8], start: usize) -> Option<usize> {
+    let (mut depth, mut i) = (0usize, start);
+    while i + 1 < bytes.len() {
+        match (bytes[i], bytes[i + 1]) {
+            (b'/', b'*') => (depth, i) = (depth + 1, i + 2),
+            (b'*', b'/') => {
+                (depth, i) = (depth - 1, i + 2);
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
             _ => i += 1,
         }
     }
@@ -201,8 +228,8 @@ mod tests {
 
     #[test]
     fn dollars_inside_literals_identifiers_comments_and_dollar_quotes_are_text() {
-        let sql =
-            "SELECT '$1 costs', E'it\\'s $2', \"col$3\", $$ $4 $$, $f$ $5 $f$ -- $6\n /* $7 */ $1";
+        let sql = "SELECT '$1 costs', E'it\\'s $2', \"col$3\", $$ $4 $$, $f$ $5 $f$ -- $6\n \
+                   /* $7 /* $8 */ $9 */ a$10, type='C:\\' || $1";
         let pieces = split_placeholders(sql).unwrap();
         let placeholders: Vec<&Piece> = pieces
             .iter()

@@ -112,14 +112,21 @@ pub struct SentEvent {
     pub sent_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// The `limit` newest events that every destination has acknowledged, newest first. Walks the
-/// primary key backwards, so it stays cheap beside any number of sent events.
+/// Events looked at, back from the newest, for [`latest_sent`].
+const LATEST_SCANNED: i64 = 10_000;
+
+/// Up to `limit` of the newest events that every destination has acknowledged, newest first,
+/// among the last `LATEST_SCANNED` events: `sent_at` is not indexed, so the walk back along
+/// the primary key is bounded for when a destination is down and the newest are all unsent.
 pub fn latest_sent(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<SentEvent>> {
     diesel::sql_query(
         "SELECT id AS outbox_id, event_id, event_type, aggregate_type, aggregate_id, created_at, sent_at \
-         FROM outbox WHERE sent_at IS NOT NULL ORDER BY id DESC LIMIT $1",
+         FROM outbox \
+         WHERE sent_at IS NOT NULL AND id > (SELECT coalesce(max(id), 0) - $2 FROM outbox) \
+         ORDER BY id DESC LIMIT $1",
     )
     .bind::<BigInt, _>(limit)
+    .bind::<BigInt, _>(LATEST_SCANNED)
     .load(conn)
 }
 

@@ -22,6 +22,8 @@ const LATEST_LISTED: i64 = 15;
 struct LoginPage {
     csrf: String,
     problem: Option<&'static str>,
+    /// What the last action did ("Logged out."), shown above the form.
+    notice: Option<Notice>,
 }
 
 #[derive(Template)]
@@ -53,18 +55,20 @@ struct LatestRow {
 }
 
 /// What the last action did, carried across the redirect that follows it.
+/// Every field is text read leniently: a mangled link shows the dashboard, not an error.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Notice {
     notice: Option<String>,
-    id: Option<i64>,
-    count: Option<usize>,
+    id: Option<String>,
+    count: Option<String>,
 }
 
 impl Notice {
     fn text(&self) -> Option<(bool, String)> {
-        let count = self.count.unwrap_or(0);
+        let count: usize = self.count.as_deref().and_then(|c| c.parse().ok()).unwrap_or(0);
+        let id: Option<i64> = self.id.as_deref().and_then(|i| i.parse().ok());
         let plural = if count == 1 { "delivery" } else { "deliveries" };
-        Some(match (self.notice.as_deref()?, self.id) {
+        Some(match (self.notice.as_deref()?, id) {
             ("replayed", Some(id)) => (true, format!("Event {id}: {count} dead {plural} re-queued.")),
             ("replayed", None) => (true, format!("{count} dead {plural} re-queued.")),
             ("nothing_dead", Some(id)) => (
@@ -72,10 +76,6 @@ impl Notice {
                 format!("The replay of event {id} did nothing: it has no dead delivery now (replayed already?)."),
             ),
             ("nothing_dead", None) => (false, "The replay did nothing: no delivery is dead now.".into()),
-            ("replay_failed", _) => (
-                false,
-                "The replay failed: the database did not answer. Reload to see what is dead now.".into(),
-            ),
             ("logged_out", _) => (true, "Logged out.".into()),
             _ => return None,
         })
@@ -95,15 +95,13 @@ pub async fn dashboard(
     state: web::Data<AppState>,
     notice: web::Query<Notice>,
 ) -> HttpResponse {
+    let notice = notice.into_inner();
+    let notice = notice.text().is_some().then_some(notice);
     let Some(session) = current_session(&req, &state) else {
-        return login_form(&state, StatusCode::OK, None);
+        return login_form(StatusCode::OK, None, notice);
     };
     match load_panel(&state, &session).await {
-        Ok(panel) => {
-            let notice = notice.into_inner();
-            let notice = notice.text().is_some().then_some(notice);
-            html(StatusCode::OK, DashboardPage { panel, notice }.render())
-        }
+        Ok(panel) => html(StatusCode::OK, DashboardPage { panel, notice }.render()),
         Err(response) => response,
     }
 }
@@ -138,20 +136,20 @@ pub async fn login(
     let nonce = req.cookie(LOGIN_COOKIE).map(|c| c.value().to_owned());
     let fresh_form = nonce
         .as_deref()
-        .is_some_and(|n| session::accepts_login_csrf(&state.admin_token, n, &form.csrf));
+        .is_some_and(|n| session::accepts_login_csrf(n, &form.csrf));
     if !fresh_form {
         return login_form(
-            &state,
             StatusCode::FORBIDDEN,
             Some("The login form had expired or did not come from this page. Try again."),
+            None,
         );
     }
     if !is_admin_token(&state.admin_token, form.token.trim()) {
         log::warn!("dashboard login refused: wrong admin token");
         return login_form(
-            &state,
             StatusCode::UNAUTHORIZED,
             Some("That is not the admin token."),
+            None,
         );
     }
     log::info!("dashboard login");
@@ -218,7 +216,12 @@ pub async fn replay(
                 "dashboard replay failed error=\"{}\"",
                 crate::error::cause_chain(&error)
             );
-            "/admin?notice=replay_failed".to_string()
+            // Said here, not after a redirect: the dashboard itself may not load while the
+            // database is away.
+            return problem_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The replay failed: the database did not answer, so it may not have re-queued anything. Reload the dashboard to see what is dead now.",
+            );
         }
     };
     HttpResponse::SeeOther()
@@ -256,11 +259,12 @@ fn refusal(req: &HttpRequest, state: &AppState, csrf: &str) -> Option<HttpRespon
     None
 }
 
-fn login_form(state: &AppState, status: StatusCode, problem: Option<&'static str>) -> HttpResponse {
+fn login_form(status: StatusCode, problem: Option<&'static str>, notice: Option<Notice>) -> HttpResponse {
     let nonce = session::new_login_nonce();
     let page = LoginPage {
-        csrf: session::login_csrf_token(&state.admin_token, &nonce),
+        csrf: nonce.clone(),
         problem,
+        notice,
     };
     let mut response = html(status, page.render());
     if let Err(error) = response.add_cookie(&session::login_cookie(&nonce)) {

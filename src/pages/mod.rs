@@ -28,6 +28,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .into()
             }),
     )
+    .app_data(web::QueryConfig::default().error_handler(|error, _| {
+        let message = format!("The address could not be read: {error}.");
+        actix_web::error::InternalError::from_response(
+            error,
+            problem_page(StatusCode::BAD_REQUEST, &message),
+        )
+        .into()
+    }))
     .service(web::resource("/").route(web::get().to(seat_map::page)))
     .service(web::resource("/assets/{name}").route(web::get().to(asset)))
     .service(web::resource("/admin").route(web::get().to(admin::dashboard)))

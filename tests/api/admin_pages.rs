@@ -226,3 +226,81 @@ async fn the_pages_come_with_their_assets_and_a_strict_content_security_policy()
         .unwrap();
     assert_eq!(missing.status(), 404);
 }
+
+#[tokio::test]
+async fn logging_out_ends_the_session_and_says_so() {
+    let app = spawn_app().await;
+    let (session, csrf) = log_in(&app).await;
+    let out = client()
+        .post(app.url("/admin/logout"))
+        .header(COOKIE, &session)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 303);
+    let forgotten = set_cookie(&out, "concert_admin").expect("the cookie is cleared");
+    assert!(forgotten.contains("Max-Age=0"), "{forgotten}");
+    let location = out.headers()[LOCATION].to_str().unwrap().to_owned();
+    let page = client().get(app.url(&location)).send().await.unwrap();
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Logged out."), "{html}");
+    assert!(html.contains("name=\"token\""), "the login form again");
+}
+
+#[tokio::test]
+async fn text_from_the_data_platform_is_shown_as_text_never_as_markup() {
+    let app = spawn_app().await;
+    let schedule = app.create_schedule(5, 100).await;
+    let user = app.create_user(1_000).await;
+    let seat = app.seat_ids(schedule).await[0];
+    let reservation = app.held(&user, seat).await;
+    assert_eq!(app.pay(&user, reservation, None).await.status(), 200);
+    // What a hostile platform could answer, as the relay would have kept it.
+    app.db.execute(
+        "UPDATE outbox_deliveries SET status = 'dead', attempts = 12, \
+         last_error = 'HTTP 422: <img src=x onerror=alert(1)>'",
+    );
+    let (session, _) = log_in(&app).await;
+    let panel = client()
+        .get(app.url("/admin/panel"))
+        .header(COOKIE, &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        panel.contains("&#60;img src=x onerror=alert(1)&#62;")
+            || panel.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "{panel}"
+    );
+    assert!(!panel.contains("<img"), "{panel}");
+}
+
+#[tokio::test]
+async fn a_mangled_address_gets_a_page_not_a_bare_error() {
+    let app = spawn_app().await;
+    let lenient = client()
+        .get(app.url("/admin?notice=replayed&count=x&id=1.5"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lenient.status(), 200, "a mangled notice shows the page");
+    let duplicated = client()
+        .get(app.url("/?schedule=1&schedule=2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(duplicated.status(), 400);
+    assert!(duplicated.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(duplicated
+        .text()
+        .await
+        .unwrap()
+        .contains("The address could not be read"));
+}

@@ -4,6 +4,7 @@
 use crate::helpers::eventually;
 use fantoccini::{Client, ClientBuilder, Locator};
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -14,8 +15,7 @@ const INSTALL: &str =
 
 pub struct Browser {
     pub client: Client,
-    driver: Child,
-    profile: PathBuf,
+    _driver: DriverGuard,
 }
 
 impl Browser {
@@ -34,16 +34,23 @@ impl Browser {
             .and_then(|l| l.local_addr())
             .unwrap()
             .port();
+        // A group of its own: Chromium runs as chromedriver's children, and a failed test must
+        // take all of them down, not only chromedriver.
         let driver = Command::new(&driver_binary)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", driver_binary.display()));
         let profile = std::env::temp_dir().join(format!(
             "concert-chromium-{}",
             uuid::Uuid::new_v4().simple()
         ));
+        let driver = DriverGuard {
+            driver,
+            profile: profile.clone(),
+        };
         let mut capabilities = serde_json::Map::new();
         capabilities.insert(
             "goog:chromeOptions".into(),
@@ -77,8 +84,7 @@ impl Browser {
         .await;
         Browser {
             client,
-            driver,
-            profile,
+            _driver: driver,
         }
     }
 
@@ -86,8 +92,18 @@ impl Browser {
         self.client.goto(url).await.unwrap();
     }
 
+    /// Clicks `css`, finding it again if the page replaced it in between (the dashboard's
+    /// panel refreshes itself every few seconds).
     pub async fn click(&self, css: &str) {
-        self.find(css).await.click().await.unwrap();
+        eventually(
+            &format!("a click on {css}"),
+            Duration::from_secs(10),
+            || async {
+                let element = self.client.find(Locator::Css(css)).await.ok()?;
+                element.click().await.ok()
+            },
+        )
+        .await
     }
 
     /// Replaces the text of the input `css`.
@@ -121,6 +137,15 @@ impl Browser {
         .await
     }
 
+    /// Waits until the visible text of `css` is exactly `text`.
+    pub async fn wait_for_exact_text(&self, css: &str, text: &str) {
+        eventually(&format!("exactly {text:?} in {css}"), Duration::from_secs(20), || async {
+            let element = self.client.find(Locator::Css(css)).await.ok()?;
+            (element.text().await.ok()? == text).then_some(())
+        })
+        .await
+    }
+
     /// Waits until `css` is on the page (a seat in a given state, a table row).
     pub async fn wait_for(&self, css: &str, timeout: Duration) {
         eventually(&format!("{css} on the page"), timeout, || async {
@@ -151,19 +176,25 @@ impl Browser {
         path
     }
 
-    pub async fn close(mut self) {
-        let client = self.client.clone();
-        let _ = client.close().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-        let _ = std::fs::remove_dir_all(&self.profile);
+    /// Ends the WebDriver session; dropping the browser then stops chromedriver and Chromium.
+    pub async fn close(self) {
+        let _ = self.client.clone().close().await;
     }
 }
 
-impl Drop for Browser {
+/// Stops chromedriver and every Chromium it started when dropped: also when a test fails
+/// before it reached `close`, or while the session was still being made.
+struct DriverGuard {
+    driver: Child,
+    profile: PathBuf,
+}
+
+impl Drop for DriverGuard {
     fn drop(&mut self) {
-        // A failed test never reaches `close`; its chromedriver must not outlive it.
-        let _ = self.driver.kill();
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
 

@@ -34,7 +34,7 @@ async fn a_visitor_creates_a_user_charges_holds_and_pays_on_the_seat_map() {
 
     browser.click("#create-user").await;
     browser.wait_for_text("#who", "Signed in as Guest").await;
-    browser.wait_for_text("#balance", "0").await;
+    browser.wait_for_exact_text("#balance", "0").await;
 
     // An error of the API is shown as its own message.
     browser.fill("#charge-amount", "0").await;
@@ -55,7 +55,7 @@ async fn a_visitor_creates_a_user_charges_holds_and_pays_on_the_seat_map() {
 
     browser.fill("#charge-amount", "5000").await;
     browser.click("#charge").await;
-    browser.wait_for_text("#balance", "5000").await;
+    browser.wait_for_exact_text("#balance", "5000").await;
 
     browser.click(".seat[data-seat-no=\"7\"]").await;
     browser
@@ -73,7 +73,7 @@ async fn a_visitor_creates_a_user_charges_holds_and_pays_on_the_seat_map() {
     browser
         .wait_for(".seat.sold[data-seat-no=\"7\"]", Duration::from_secs(10))
         .await;
-    browser.wait_for_text("#balance", "4000").await;
+    browser.wait_for_exact_text("#balance", "4000").await;
 
     let event = eventually(
         "the payment at the data platform",
@@ -136,7 +136,7 @@ async fn an_operator_sees_a_refused_event_dead_on_the_dashboard_and_replays_it()
         .await;
     browser.fill("#admin-token", &app.admin_token).await;
     browser.click("#login button[type=submit]").await;
-    browser.wait_for_text("h1", "Operator dashboard").await;
+    browser.wait_for("#backlog", Duration::from_secs(10)).await;
 
     // Both events, dead at both destinations, appear without a reload.
     let (first, second) = (outbox_id(&app, refused[0]), outbox_id(&app, refused[1]));

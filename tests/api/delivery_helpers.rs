@@ -229,6 +229,73 @@ pub fn assert_in_aggregate_order(received: &Value) {
     }
 }
 
+/// The event ids (as text, in an `id` column) a query of the outbox returns.
+pub fn event_ids(db: &TestDb, sql: &str) -> HashSet<String> {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        id: String,
+    }
+    diesel::sql_query(sql)
+        .load::<Row>(&mut db.connect())
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .map(|r| r.id)
+        .collect()
+}
+
+/// Asserts `channel` stored exactly the `expected` events, one copy each and one for each
+/// reservation of `reservations`, and was sent none of them again. The platform drops a
+/// second copy of an event id before storing it, so its stored list alone cannot show a copy
+/// sent twice: `duplicates` counts those. A second event for one reservation (under a new id)
+/// would be stored, so the list is counted per reservation too.
+pub fn assert_each_event_stored_once(
+    received: &Value,
+    channel: &str,
+    expected: &HashSet<String>,
+    reservations: &HashSet<i64>,
+) {
+    let events = received[channel]["events"].as_array().unwrap();
+    let mut copies: HashMap<&str, usize> = HashMap::new();
+    let mut per_reservation: HashMap<i64, usize> = HashMap::new();
+    for event in events {
+        *copies
+            .entry(event["event_id"].as_str().unwrap())
+            .or_default() += 1;
+        *per_reservation
+            .entry(event["reservation_id"].as_i64().unwrap())
+            .or_default() += 1;
+    }
+    let twice = more_than_once(&copies);
+    assert!(twice.is_empty(), "/{channel} stored copies: {twice:?}");
+    let twice = more_than_once(&per_reservation);
+    assert!(
+        twice.is_empty(),
+        "/{channel} stored more than one event for reservations: {twice:?}"
+    );
+    let stored: HashSet<String> = copies.keys().map(|id| id.to_string()).collect();
+    assert_eq!(&stored, expected, "/{channel} stored the events written");
+    let stored_for: HashSet<i64> = per_reservation.keys().copied().collect();
+    assert_eq!(
+        &stored_for, reservations,
+        "/{channel} covers every reservation"
+    );
+    assert_eq!(
+        received[channel]["duplicates"], 0,
+        "/{channel} was sent again an event it had already accepted"
+    );
+}
+
+/// The keys counted more than once, with their counts.
+fn more_than_once<K: std::fmt::Display>(counts: &HashMap<K, usize>) -> Vec<String> {
+    counts
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(key, n)| format!("{key} x{n}"))
+        .collect()
+}
+
 /// Waits until every outbox row is marked sent, then checks no delivery is still owed (an
 /// acknowledged delivery is deleted) and no event still counts one.
 pub async fn wait_until_all_sent(db: &TestDb, timeout: Duration) {

@@ -4,8 +4,9 @@
 //!
 //! PostgreSQL refuses to run as root, so on a root shell the server runs as the `postgres`
 //! user. That user often cannot enter the project folder (root's home and `mktemp -d` folders
-//! are mode 700); the server's files then go to a folder under the system's temporary folder
-//! named after the project folder, so the next start from the same folder finds them again.
+//! are mode 700); the server's files then go to a folder that user makes in its own home (or,
+//! failing that, under the system's temporary folder), named after the project folder, so the
+//! next start from the same folder finds them again.
 
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
@@ -172,7 +173,15 @@ impl EmbeddedPostgres {
         let target = building.display().to_string();
         self.run(
             "initdb",
-            &["-D", &target, "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+            &[
+                "-D",
+                &target,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+            ],
         )?;
         let conf = building.join("postgresql.conf");
         append(&conf, CLUSTER_SETTINGS).map_err(folder_error(&conf))?;
@@ -305,8 +314,8 @@ enum Cleanup {
     Delete(PathBuf),
 }
 
-/// `root/postgres`, owned by the server user; or, when that user cannot enter it, a folder
-/// under the system's temporary folder named after `root`.
+/// `root/postgres`, owned by the server user; or, when that user cannot enter it, one of its own
+/// ([`relocated_folder`]).
 fn server_folder(root: &Path, run_as: Option<&str>) -> Result<ServerFolder, EmbeddedError> {
     let folder_error = |path: &Path| {
         let path = path.display().to_string();
@@ -329,16 +338,58 @@ fn server_folder(root: &Path, run_as: Option<&str>) -> Result<ServerFolder, Embe
             relocated_from: None,
         });
     }
-    let elsewhere = std::env::temp_dir().join(format!(
-        "concert-outbox-postgres-{:016x}",
-        fingerprint(&wanted)
-    ));
-    std::fs::create_dir_all(&elsewhere).map_err(folder_error(&elsewhere))?;
-    give_to(user, &elsewhere)?;
+    let elsewhere = relocated_folder(user, &wanted)?;
     Ok(ServerFolder {
         path: elsewhere,
         relocated_from: Some(wanted),
     })
+}
+
+/// A folder for the server's files that `user` made itself (so nobody else can have planted
+/// it), named after `wanted` so the next start finds it: in `user`'s home, which lasts, or
+/// else under the system's temporary folder.
+fn relocated_folder(user: &str, wanted: &Path) -> Result<PathBuf, EmbeddedError> {
+    let name = format!("concert-outbox-{:016x}", fingerprint(wanted));
+    let uid = uid_of(user);
+    let bases = [home_of(user), Some(std::env::temp_dir())];
+    for base in bases.into_iter().flatten() {
+        let folder = base.join(&name);
+        let made = Command::new("runuser")
+            .args(["-u", user, "--", "mkdir", "-p", "-m", "700"])
+            .arg(&folder)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        let theirs = std::fs::symlink_metadata(&folder)
+            .is_ok_and(|m| m.is_dir() && Some(std::os::unix::fs::MetadataExt::uid(&m)) == uid);
+        if made && theirs && user_can_write(user, &folder) {
+            return Ok(folder);
+        }
+    }
+    Err(EmbeddedError::Command {
+        command: format!("mkdir (as {user})"),
+        detail: format!(
+            "the {user} user cannot enter {} and has no folder of its own to use instead; \
+             clone the repository where {user} can enter, or set CONCERT_DATA_DIR or DATABASE_URL",
+            wanted.display()
+        ),
+    })
+}
+
+/// `user`'s home folder, from the password database.
+fn home_of(user: &str) -> Option<PathBuf> {
+    let output = Command::new("getent")
+        .args(["passwd", user])
+        .output()
+        .ok()?;
+    let line = String::from_utf8_lossy(&output.stdout).into_owned();
+    let home = line.trim().split(':').nth(5)?;
+    (!home.is_empty()).then(|| PathBuf::from(home))
+}
+
+fn uid_of(user: &str) -> Option<u32> {
+    let output = Command::new("id").args(["-u", user]).output().ok()?;
+    String::from_utf8_lossy(&output.stdout).trim().parse().ok()
 }
 
 fn give_to(user: &str, folder: &Path) -> Result<(), EmbeddedError> {

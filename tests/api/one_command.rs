@@ -27,6 +27,7 @@ async fn the_first_command_works_from_a_fresh_copy_and_a_second_start_reuses_its
     require_postgres_binaries();
     let as_root = is_root();
     let parent = private_folder("concert-newcomer");
+    let mut cleanup = Cleanup(vec![parent.clone()]);
     let copy = fresh_copy(&parent.join("concert-outbox"), Target::LinkedToThisBuild);
 
     let first = Started::cargo_run_release(&copy).await;
@@ -38,6 +39,9 @@ async fn the_first_command_works_from_a_fresh_copy_and_a_second_start_reuses_its
         );
     }
     let database_folder = first.database_folder();
+    if !database_folder.starts_with(&parent) {
+        cleanup.0.push(database_folder.clone()); // where root's start moved the data
+    }
     let demo_token = first.field("demo token:");
     let concerts = first.check_it_serves_a_payment().await;
     first
@@ -64,16 +68,13 @@ async fn the_first_command_works_from_a_fresh_copy_and_a_second_start_reuses_its
     if as_root {
         run_as_an_ordinary_user(&copy).await;
     }
-    remove(&parent);
-    if database_folder.starts_with(std::env::temp_dir()) {
-        remove(&database_folder);
-    }
 }
 
 /// `nobody` runs the binary the first command built, from a fresh copy it owns.
 async fn run_as_an_ordinary_user(built_copy: &Path) {
     let parent =
         std::env::temp_dir().join(format!("concert-user-{}", uuid::Uuid::new_v4().simple()));
+    let _cleanup = Cleanup(vec![parent.clone()]);
     let copy = fresh_copy(&parent, Target::Own);
     let binary = copy.join("target/release/concert-outbox");
     std::fs::create_dir_all(binary.parent().unwrap()).unwrap();
@@ -94,7 +95,6 @@ async fn run_as_an_ordinary_user(built_copy: &Path) {
     assert!(folder.starts_with(&copy), "{folder:?} is inside the copy");
     started.check_it_serves_a_payment().await;
     started.interrupt_and_expect_clean_exit(&folder).await;
-    remove(&parent);
 }
 
 struct Started {
@@ -138,27 +138,33 @@ impl Started {
             .unwrap_or_else(|e| panic!("start in {}: {e}", copy.display()));
         let stdout = collect_lines(child.stdout.take().unwrap());
         let stderr = collect_lines(child.stderr.take().unwrap());
+        // Owned from here on, so a failed wait below still stops what it started.
+        let mut started = Started {
+            child: Some(child),
+            welcome: Vec::new(),
+            stdout,
+            stderr,
+        };
         let deadline = Instant::now() + BUILD_AND_START;
-        let welcome = loop {
-            let lines = stdout.lock().unwrap().clone();
+        loop {
+            let lines = started.stdout.lock().unwrap().clone();
             if lines.iter().any(|l| l.contains("Ctrl-C stops everything")) {
-                break lines;
+                started.welcome = lines;
+                return started;
             }
+            let child = started.child.as_mut().unwrap();
             if let Some(status) = child.try_wait().unwrap() {
-                panic!("the start ended ({status}): {:#?}", stderr.lock().unwrap());
+                panic!(
+                    "the start ended ({status}): {:#?}",
+                    started.stderr.lock().unwrap()
+                );
             }
             assert!(
                 Instant::now() < deadline,
                 "no welcome text: {:#?}",
-                stderr.lock().unwrap()
+                started.stderr.lock().unwrap()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
-        };
-        Started {
-            child: Some(child),
-            welcome,
-            stdout,
-            stderr,
         }
     }
 
@@ -275,10 +281,11 @@ impl Started {
     /// private PostgreSQL too.
     async fn interrupt_and_expect_clean_exit(mut self, database_folder: &Path) {
         let mut child = self.child.take().unwrap();
-        interrupt_group(&child);
-        let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        assert!(interrupt_group(&child), "Ctrl-C reaches the start");
+        let status = tokio::task::spawn_blocking(move || wait_at_most(&mut child, STOP))
             .await
             .unwrap();
+        let status = status.expect("everything stops within a minute of Ctrl-C");
         assert!(
             status.success(),
             "Ctrl-C ends the start cleanly: {status:?}"
@@ -300,24 +307,53 @@ impl Drop for Started {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             interrupt_group(&child);
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(100));
+            if wait_at_most(&mut child, STOP).is_none() {
+                let _ = Command::new("kill")
+                    .args(["-KILL", "--", &format!("-{}", child.id())])
+                    .status();
+                let _ = child.wait();
             }
-            let _ = child.kill();
-            let _ = child.wait();
         }
     }
 }
 
-/// Ctrl-C as a terminal sends it: SIGINT to the child's whole process group.
-fn interrupt_group(child: &Child) {
+/// How long a start may take to stop after Ctrl-C.
+const STOP: Duration = Duration::from_secs(60);
+
+/// Ctrl-C as a terminal sends it: SIGINT to the child's whole process group. False when the
+/// group is gone already.
+fn interrupt_group(child: &Child) -> bool {
     let group = format!("-{}", child.id());
-    let sent = Command::new("kill")
+    Command::new("kill")
         .args(["-INT", "--", &group])
+        .stderr(Stdio::null())
         .status()
-        .unwrap();
-    assert!(sent.success());
+        .is_ok_and(|s| s.success())
+}
+
+/// The child's exit status, or `None` if it is still running after `limit`.
+fn wait_at_most(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().ok().flatten() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Folders a test made, removed when it ends, passed or failed.
+struct Cleanup(Vec<PathBuf>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for folder in &self.0 {
+            remove(folder);
+        }
+    }
 }
 
 async fn received_events(client: &reqwest::Client, mock: &str) -> usize {

@@ -8,10 +8,15 @@
 //! failing that, under the system's temporary folder), named after the project folder, so the
 //! next start from the same folder finds them again.
 
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+
+mod folder;
+mod host;
+
+use folder::server_folder;
+use host::{find_binaries, free_port, is_root, user_exists};
 
 /// The unprivileged user the server runs as when this process is root.
 const SERVER_USER: &str = "postgres";
@@ -314,204 +319,10 @@ enum Cleanup {
     Delete(PathBuf),
 }
 
-/// `root/postgres`, owned by the server user; or, when that user cannot enter it, one of its own
-/// ([`relocated_folder`]).
-fn server_folder(root: &Path, run_as: Option<&str>) -> Result<ServerFolder, EmbeddedError> {
-    let folder_error = |path: &Path| {
-        let path = path.display().to_string();
-        move |source| EmbeddedError::Folder { path, source }
-    };
-    std::fs::create_dir_all(root).map_err(folder_error(root))?;
-    let root = root.canonicalize().map_err(folder_error(root))?;
-    let wanted = root.join("postgres");
-    std::fs::create_dir_all(&wanted).map_err(folder_error(&wanted))?;
-    let Some(user) = run_as else {
-        return Ok(ServerFolder {
-            path: wanted,
-            relocated_from: None,
-        });
-    };
-    give_to(user, &wanted)?;
-    if user_can_write(user, &wanted) {
-        return Ok(ServerFolder {
-            path: wanted,
-            relocated_from: None,
-        });
-    }
-    let elsewhere = relocated_folder(user, &wanted)?;
-    Ok(ServerFolder {
-        path: elsewhere,
-        relocated_from: Some(wanted),
-    })
-}
-
-/// A folder for the server's files that `user` made itself (so nobody else can have planted
-/// it), named after `wanted` so the next start finds it: in `user`'s home, which lasts, or
-/// else under the system's temporary folder.
-fn relocated_folder(user: &str, wanted: &Path) -> Result<PathBuf, EmbeddedError> {
-    let name = format!("concert-outbox-{:016x}", fingerprint(wanted));
-    let uid = uid_of(user);
-    let bases = [home_of(user), Some(std::env::temp_dir())];
-    for base in bases.into_iter().flatten() {
-        let folder = base.join(&name);
-        let made = Command::new("runuser")
-            .args(["-u", user, "--", "mkdir", "-p", "-m", "700"])
-            .arg(&folder)
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        let theirs = std::fs::symlink_metadata(&folder)
-            .is_ok_and(|m| m.is_dir() && Some(std::os::unix::fs::MetadataExt::uid(&m)) == uid);
-        if made && theirs && user_can_write(user, &folder) {
-            return Ok(folder);
-        }
-    }
-    Err(EmbeddedError::Command {
-        command: format!("mkdir (as {user})"),
-        detail: format!(
-            "the {user} user cannot enter {} and has no folder of its own to use instead; \
-             clone the repository where {user} can enter, or set CONCERT_DATA_DIR or DATABASE_URL",
-            wanted.display()
-        ),
-    })
-}
-
-/// `user`'s home folder, from the password database.
-fn home_of(user: &str) -> Option<PathBuf> {
-    let output = Command::new("getent")
-        .args(["passwd", user])
-        .output()
-        .ok()?;
-    let line = String::from_utf8_lossy(&output.stdout).into_owned();
-    let home = line.trim().split(':').nth(5)?;
-    (!home.is_empty()).then(|| PathBuf::from(home))
-}
-
-fn uid_of(user: &str) -> Option<u32> {
-    let output = Command::new("id").args(["-u", user]).output().ok()?;
-    String::from_utf8_lossy(&output.stdout).trim().parse().ok()
-}
-
-fn give_to(user: &str, folder: &Path) -> Result<(), EmbeddedError> {
-    let status = Command::new("chown")
-        .args(["-R", user])
-        .arg(folder)
-        .status()
-        .map_err(|source| EmbeddedError::Folder {
-            path: folder.display().to_string(),
-            source,
-        })?;
-    if status.success() {
-        return Ok(());
-    }
-    Err(EmbeddedError::Command {
-        command: format!("chown -R {user} {}", folder.display()),
-        detail: status.to_string(),
-    })
-}
-
-/// Whether `user` can reach and write `folder` (every folder above it must let them pass).
-fn user_can_write(user: &str, folder: &Path) -> bool {
-    Command::new("runuser")
-        .args(["-u", user, "--", "test", "-w"])
-        .arg(folder)
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// A stable name for a path (FNV-1a: the same on every start and every build).
-fn fingerprint(path: &Path) -> u64 {
-    path.as_os_str()
-        .as_encoded_bytes()
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-            (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
-        })
-}
-
 fn append(file: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     std::fs::OpenOptions::new()
         .append(true)
         .open(file)?
         .write_all(text.as_bytes())
-}
-
-fn find_binaries() -> Option<PathBuf> {
-    let has_tools = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
-    let on_path = std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-        .unwrap_or_default();
-    let mut versioned: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|dirs| {
-            dirs.filter_map(Result::ok)
-                .map(|d| d.path().join("bin"))
-                .collect()
-        })
-        .unwrap_or_default();
-    versioned.sort_by_key(|dir| std::cmp::Reverse(version_of(dir)));
-    let usual = [
-        "/usr/local/pgsql/bin",
-        "/opt/homebrew/bin",
-        "/usr/local/bin",
-    ]
-    .map(PathBuf::from);
-    on_path
-        .into_iter()
-        .chain(versioned)
-        .chain(usual)
-        .find(|dir| has_tools(dir))
-}
-
-/// `/usr/lib/postgresql/15/bin` -> 15.
-fn version_of(bin_dir: &Path) -> u32 {
-    bin_dir
-        .parent()
-        .and_then(|p| p.file_name())
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
-fn user_exists(user: &str) -> bool {
-    Command::new("id")
-        .arg("-u")
-        .arg(user)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn free_port() -> Result<u16, EmbeddedError> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| EmbeddedError::Command {
-            command: "bind".into(),
-            detail: e.to_string(),
-        })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_folder_keeps_its_fingerprint_and_others_differ() {
-        let a = fingerprint(Path::new("/root/concert-outbox/.data/postgres"));
-        assert_eq!(
-            a,
-            fingerprint(Path::new("/root/concert-outbox/.data/postgres"))
-        );
-        assert_ne!(a, fingerprint(Path::new("/root/other/.data/postgres")));
-    }
 }

@@ -9,6 +9,7 @@ mod catalog;
 mod command_line;
 mod delivery;
 mod delivery_helpers;
+mod fresh_copy;
 mod harness;
 mod helpers;
 mod holds;

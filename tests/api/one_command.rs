@@ -9,10 +9,10 @@
 //! what changed instead of every dependency again; it is still `cargo run --release`, run by
 //! cargo. An ordinary user cannot run root's cargo here (rustup lives in root's home), so the
 //! ordinary-user run starts the binary that command built, from a copy that user owns.
+use crate::fresh_copy::{fresh_copy, private_folder, Cleanup, Target};
 use crate::helpers::eventually;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -345,17 +345,6 @@ fn wait_at_most(child: &mut Child, limit: Duration) -> Option<std::process::Exit
     }
 }
 
-/// Folders a test made, removed when it ends, passed or failed.
-struct Cleanup(Vec<PathBuf>);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for folder in &self.0 {
-            remove(folder);
-        }
-    }
-}
-
 async fn received_events(client: &reqwest::Client, mock: &str) -> usize {
     let received = get_json(client, &format!("{mock}/received")).await;
     received["reservations"]["events"]
@@ -381,87 +370,6 @@ fn collect_lines(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<S
         }
     });
     lines
-}
-
-enum Target {
-    /// `target` is a link to this build's target folder, so cargo rebuilds only what changed.
-    LinkedToThisBuild,
-    /// No `target` yet: the copy's owner makes its own.
-    Own,
-}
-
-/// A copy of the repository's files (what `git clone` would give, plus files not yet
-/// committed; outside a git checkout, every file but `target/` and `.data/`) at `dest`.
-fn fresh_copy(dest: &Path, target: Target) -> PathBuf {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for relative in repository_files(repo) {
-        let copied = dest.join(&relative);
-        std::fs::create_dir_all(copied.parent().unwrap()).unwrap();
-        std::fs::copy(repo.join(&relative), &copied).unwrap();
-    }
-    if let Target::LinkedToThisBuild = target {
-        let target_dir = Path::new(env!("CARGO_BIN_EXE_concert-outbox"))
-            .parent()
-            .and_then(Path::parent)
-            .unwrap();
-        std::os::unix::fs::symlink(target_dir, dest.join("target")).unwrap();
-    }
-    dest.to_path_buf()
-}
-
-fn repository_files(repo: &Path) -> Vec<PathBuf> {
-    let listed = Command::new("git")
-        .args([
-            "ls-files",
-            "-z",
-            "--cached",
-            "--others",
-            "--exclude-standard",
-        ])
-        .current_dir(repo)
-        .output();
-    match listed {
-        Ok(listed) if listed.status.success() => listed
-            .stdout
-            .split(|b| *b == 0)
-            .filter(|f| !f.is_empty())
-            .map(|f| PathBuf::from(std::str::from_utf8(f).unwrap()))
-            .filter(|f| repo.join(f).is_file()) // not deleted in the work tree
-            .collect(),
-        _ => {
-            let mut files = Vec::new();
-            walk(repo, Path::new(""), &mut files);
-            files
-        }
-    }
-}
-
-fn walk(root: &Path, relative: &Path, files: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(root.join(relative)).unwrap() {
-        let entry = entry.unwrap();
-        let path = relative.join(entry.file_name());
-        let kind = entry.file_type().unwrap();
-        if kind.is_dir()
-            && !["target", ".data", ".git"].contains(&entry.file_name().to_str().unwrap_or(""))
-        {
-            walk(root, &path, files);
-        } else if kind.is_file() {
-            files.push(path);
-        }
-    }
-}
-
-/// A new folder only its owner may enter, as `mktemp -d` makes.
-fn private_folder(prefix: &str) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir(&path).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).unwrap();
-    path
-}
-
-fn remove(path: &Path) {
-    // A link is removed, never followed: `target` points at the real build.
-    let _ = std::fs::remove_dir_all(path);
 }
 
 fn is_root() -> bool {

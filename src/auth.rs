@@ -1,9 +1,9 @@
 //! Request authentication: `Authorization: Bearer <token>` for users, the `ADMIN_TOKEN` for
 //! admin routes. A missing or unknown token is always 401 `unauthorized`.
 
+use crate::app_state::AppState;
+use crate::blocking::with_db;
 use crate::error::ApiError;
-use crate::routes::with_db;
-use crate::startup::AppState;
 use crate::users::find_user_by_token;
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use std::future::Future;

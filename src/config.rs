@@ -40,7 +40,7 @@ pub struct ApiConfig {
     pub hold_ttl: Duration,
     pub db_pool_size: u32,
     /// Holds running at once; the rest of the pool stays free for payments (see
-    /// `startup::AppState::hold_permits`).
+    /// `reservations::SeatHolds`).
     pub hold_concurrency: u32,
     /// The relay's settings when it runs inside the API process (`RELAY_IN_PROCESS=true`).
     pub relay: Option<crate::outbox::relay::config::RelayConfig>,

@@ -1,8 +1,10 @@
 //! concert-outbox: seat reservations paid with points, whose side effects leave through a
 //! transactional outbox and a relay, so the data platform can never slow down or fail a payment.
 
+pub mod app_state;
 pub mod auth;
 pub mod auth_cache;
+pub mod blocking;
 pub mod concerts;
 pub mod config;
 pub mod db;

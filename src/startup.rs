@@ -1,33 +1,19 @@
 //! Builds the runnable API server from a config. `main` and every test use this, so tests
 //! exercise the real wiring.
 
-use crate::config::{ApiConfig, Secret};
-use crate::db::{self, DbPool};
+use crate::config::ApiConfig;
+use crate::db;
 use crate::outbox::relay::Relay;
 use crate::outbox::waker::RelayWaker;
+use crate::reservations::SeatHolds;
 use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
 use std::net::TcpListener;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use utoipa_actix_web::AppExt;
 
-/// What every handler can reach.
-pub struct AppState {
-    pub pool: DbPool,
-    pub admin_token: Secret,
-    pub hold_ttl: Duration,
-    pub tokens: crate::auth_cache::TokenCache,
-    /// Holds queue here, without a thread or a connection, once `HOLD_CONCURRENCY` of them
-    /// are running, so a rush of holds (a sale opening) never takes every pooled connection:
-    /// payments of seats already held get one at once. A hold that waits costs its user a
-    /// moment; a payment that waits can outlive its hold and lose the seat.
-    pub hold_permits: std::sync::Arc<tokio::sync::Semaphore>,
-    /// Seats seen taken in the last second: a rush's losers are answered from here.
-    pub taken_seats: crate::taken_seats::TakenSeats,
-    /// Wakes the relays after a request's transaction wrote an event.
-    pub relay_waker: crate::outbox::waker::RelayWaker,
-}
+/// Where `pages` finds it.
+pub use crate::app_state::AppState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -64,12 +50,8 @@ impl Application {
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             admin_token: config.admin_token.clone(),
-            hold_ttl: config.hold_ttl,
             tokens: Default::default(),
-            hold_permits: std::sync::Arc::new(tokio::sync::Semaphore::new(
-                config.hold_concurrency as usize,
-            )),
-            taken_seats: Default::default(),
+            holds: SeatHolds::new(config.hold_concurrency as usize, config.hold_ttl),
             relay_waker: relay_waker.clone(),
         });
         let server = HttpServer::new(move || {

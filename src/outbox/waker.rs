@@ -40,7 +40,7 @@ impl RelayWaker {
             stop: CancellationToken::new(),
             stopped: CancellationToken::new(),
         });
-        tokio::spawn(notify_on_wake(inner.clone(), pool));
+        tokio::spawn(pg_notify_on_wake(inner.clone(), pool));
         RelayWaker { inner }
     }
 
@@ -60,7 +60,26 @@ impl RelayWaker {
     }
 }
 
-async fn notify_on_wake(inner: Arc<Inner>, pool: DbPool) {
+/// What a use case that wrote an event calls once its transaction has committed.
+pub trait WakeRelays: Send + Sync {
+    fn wake(&self);
+}
+
+impl WakeRelays for RelayWaker {
+    fn wake(&self) {
+        RelayWaker::wake(self)
+    }
+}
+
+/// For a caller that runs no waker and leaves delivery to the relays' polling
+/// (`concert-bench`'s SQL baseline).
+pub struct NoWakeUps;
+
+impl WakeRelays for NoWakeUps {
+    fn wake(&self) {}
+}
+
+async fn pg_notify_on_wake(inner: Arc<Inner>, pool: DbPool) {
     let _ended = inner.stopped.clone().drop_guard();
     loop {
         let stopping = tokio::select! {
@@ -73,7 +92,7 @@ async fn notify_on_wake(inner: Arc<Inner>, pool: DbPool) {
         }
         // Cleared before the NOTIFY starts: a wake-up from here on asks for another one.
         inner.pending.store(false, Ordering::Release);
-        notify(&pool).await;
+        pg_notify(&pool).await;
         if stopping {
             return;
         }
@@ -81,7 +100,7 @@ async fn notify_on_wake(inner: Arc<Inner>, pool: DbPool) {
 }
 
 /// One `NOTIFY outbox_events` on a pooled connection, off the async workers.
-async fn notify(pool: &DbPool) {
+async fn pg_notify(pool: &DbPool) {
     let pool = pool.clone();
     let sent = tokio::task::spawn_blocking(move || match pool.get() {
         Ok(mut conn) => super::wake_relays(&mut conn),

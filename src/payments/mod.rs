@@ -4,6 +4,7 @@ mod held;
 
 use crate::db::cached_sql::cached_sql;
 use crate::domain::{EntityId, ReservationStatus};
+use crate::outbox::waker::WakeRelays;
 use crate::reservations::lock_reservation;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -100,13 +101,32 @@ pub fn pay_for_reservation(
     match paid {
         Ok(Some(receipt)) => Ok(receipt),
         Ok(None) | Err(PaymentError::IdempotencyKeyReused) => {
-            pay_in_one_transaction(conn, user_id, reservation_id, key, trace_context.as_deref())
+            check_then_pay_under_lock(conn, user_id, reservation_id, key, trace_context.as_deref())
         }
         Err(error) => Err(error),
     }
 }
 
-fn pay_in_one_transaction(
+/// [`pay_for_reservation`], then (the payment committed) a wake-up for the relays. Run it as
+/// one piece of blocking work, which finishes even if the client has gone, so a committed
+/// payment is always followed by its wake-up.
+pub fn pay_and_wake_relays(
+    conn: &mut PgConnection,
+    relays: &dyn WakeRelays,
+    user_id: i64,
+    reservation_id: EntityId,
+    key: Option<&IdempotencyKey>,
+    trace_context: Option<String>,
+) -> Result<PaymentReceipt, PaymentError> {
+    let receipt = pay_for_reservation(conn, user_id, reservation_id, key, trace_context)?;
+    relays.wake();
+    Ok(receipt)
+}
+
+/// The slow fallback, when the single statement wrote nothing or found the key taken: under the
+/// reservation's row lock, finds out why (or the receipt the key already made), and re-runs the
+/// payment statement if the reservation turns out payable after all.
+fn check_then_pay_under_lock(
     conn: &mut PgConnection,
     user_id: i64,
     reservation_id: EntityId,

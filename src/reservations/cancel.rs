@@ -45,17 +45,8 @@ pub enum CancelError {
 }
 
 /// Cancels the caller's reservation in one transaction; wake the relays afterwards when it
-/// [wrote an event](Cancellation::wrote_event).
+/// [wrote an event](Cancellation::wrote_event) (as [`super::SeatHolds::cancel`] does).
 pub fn cancel_reservation(
-    conn: &mut PgConnection,
-    user_id: i64,
-    reservation_id: EntityId,
-    trace_context: Option<String>,
-) -> Result<Cancellation, CancelError> {
-    cancel_in_one_transaction(conn, user_id, reservation_id, trace_context)
-}
-
-fn cancel_in_one_transaction(
     conn: &mut PgConnection,
     user_id: i64,
     reservation_id: EntityId,

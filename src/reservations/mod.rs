@@ -1,7 +1,9 @@
 //! Holding a seat, reading a reservation back, and cancelling it.
 
 mod cancel;
+mod holds;
 pub use cancel::{cancel_reservation, CancelError, Cancellation};
+pub use holds::{Admitted, SeatHolds};
 
 use crate::db::cached_sql::cached_sql;
 use crate::domain::{EntityId, ReservationStatus};
@@ -37,6 +39,8 @@ pub enum HoldError {
     UnknownSeat,
     #[error("seat is held or sold")]
     SeatUnavailable,
+    #[error("hold admission is closed")]
+    AdmissionClosed(#[from] tokio::sync::AcquireError),
     #[error(transparent)]
     Database(#[from] diesel::result::Error),
 }

@@ -1,3 +1,4 @@
+use crate::app_state::AppState;
 use crate::auth::Admin;
 use crate::concerts::{
     create_concert, list_concerts, list_seats, ConcertListing, CreatedConcert, NewSchedule,
@@ -6,7 +7,6 @@ use crate::concerts::{
 use crate::domain::{ConcertTitle, EntityId, Price, ScheduleStart, SeatCount};
 use crate::error::ApiError;
 use crate::routes::{with_db, ErrorBody};
-use crate::startup::AppState;
 use actix_web::{get, post, web, HttpResponse};
 use serde::Deserialize;
 use utoipa::openapi::{ArrayBuilder, RefOr, Schema};

@@ -1,5 +1,5 @@
-use crate::routes::with_db;
-use crate::startup::AppState;
+use crate::app_state::AppState;
+use crate::blocking::with_db;
 use actix_web::{get, web, HttpResponse};
 use diesel::prelude::*;
 use utoipa_actix_web::service_config::ServiceConfig;

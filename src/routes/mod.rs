@@ -11,15 +11,14 @@ mod reservations;
 mod users;
 
 use crate::error::ApiError;
-use crate::startup::AppState;
 use actix_web::error::{JsonPayloadError, PathError};
 use actix_web::{web, HttpResponse};
-use diesel::PgConnection;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 /// Largest request body accepted anywhere.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+pub use crate::blocking::with_db;
 pub use docs::{api_doc, serve_document, ErrorBody};
 
 /// Registers every route. Routes go through `service(...)` with `#[utoipa::path]` handlers, so
@@ -40,23 +39,6 @@ pub fn configure(cfg: &mut ServiceConfig) {
     .configure(points::routes)
     .configure(outbox::routes)
     .default_service(web::to(unknown_route));
-}
-
-/// Runs one unit of database work on the blocking pool, with a pooled connection, so diesel
-/// never blocks an actix worker thread.
-pub async fn with_db<T, E, F>(state: &AppState, work: F) -> Result<T, ApiError>
-where
-    F: FnOnce(&mut PgConnection) -> Result<T, E> + Send + 'static,
-    T: Send + 'static,
-    E: Into<ApiError> + Send + 'static,
-{
-    let pool = state.pool.clone();
-    web::block(move || {
-        let mut conn = pool.get().map_err(|e| ApiError::Unavailable(Box::new(e)))?;
-        work(&mut conn).map_err(Into::into)
-    })
-    .await
-    .map_err(ApiError::internal)?
 }
 
 fn json_error(error: JsonPayloadError) -> ApiError {

@@ -1,9 +1,9 @@
+use crate::app_state::AppState;
 use crate::auth::Admin;
 use crate::domain::EntityId;
 use crate::error::ApiError;
 use crate::outbox::admin::{outbox_status, replay_dead, OutboxStatus};
 use crate::routes::{with_db, ErrorBody};
-use crate::startup::AppState;
 use actix_web::{get, post, web, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;

@@ -1,9 +1,9 @@
+use crate::app_state::AppState;
 use crate::auth::AuthenticatedUser;
 use crate::domain::EntityId;
 use crate::error::ApiError;
-use crate::payments::{pay_for_reservation, IdempotencyKey, PaymentError};
+use crate::payments::{pay_and_wake_relays, IdempotencyKey, PaymentError};
 use crate::routes::{with_db, ErrorBody};
-use crate::startup::AppState;
 use actix_web::{post, web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa::openapi::{ObjectBuilder, RefOr, Schema, Type};
@@ -89,19 +89,17 @@ async fn pay(
     };
     let trace_context = crate::trace::trace_context(&req);
     let traceparent = trace_context.clone();
-    let waker = state.relay_waker.clone();
+    let relays = state.relay_waker.clone();
     let receipt = with_db(&state, move |conn| {
-        let receipt = pay_for_reservation(
+        let key = key.as_ref();
+        pay_and_wake_relays(
             conn,
+            &relays,
             user.id,
             reservation_id,
-            key.as_ref(),
+            key,
             Some(trace_context),
-        )?;
-        // In the blocking work, which finishes even if the client has gone: a committed
-        // payment is always followed by a wake-up.
-        waker.wake();
-        Ok::<_, PaymentError>(receipt)
+        )
     })
     .await?;
     log::info!(

@@ -1,9 +1,9 @@
+use crate::app_state::AppState;
 use crate::auth::AuthenticatedUser;
 use crate::domain::ChargeAmount;
 use crate::error::ApiError;
 use crate::points::{charge_points, current_balance};
 use crate::routes::{with_db, ErrorBody};
-use crate::startup::AppState;
 use actix_web::{get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

@@ -1,12 +1,9 @@
+use crate::app_state::AppState;
 use crate::auth::AuthenticatedUser;
 use crate::domain::EntityId;
 use crate::error::ApiError;
-use crate::reservations::{
-    cancel_reservation, find_reservation, hold_seat, CancelError, Cancellation, HoldError,
-    Reservation,
-};
+use crate::reservations::{find_reservation, CancelError, Cancellation, HoldError, Reservation};
 use crate::routes::{with_db, ErrorBody};
-use crate::startup::AppState;
 use actix_web::{get, post, web, HttpResponse};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -27,6 +24,7 @@ impl From<HoldError> for ApiError {
         match error {
             HoldError::UnknownSeat => ApiError::NotFound("seat"),
             HoldError::SeatUnavailable => ApiError::SeatUnavailable,
+            HoldError::AdmissionClosed(e) => ApiError::internal(e),
             HoldError::Database(e) => e.into(),
         }
     }
@@ -61,7 +59,13 @@ async fn hold(
     body: web::Json<Hold>,
 ) -> Result<HttpResponse, ApiError> {
     let seat_id = body.seat_id;
-    let reservation = hold_through_admission(&state, user.id, seat_id).await?;
+    // Admission waits without a thread or a connection; the hold itself is blocking work.
+    let admitted = state.holds.admit(seat_id).await?;
+    let shared = state.clone();
+    let reservation = with_db(&state, move |conn| {
+        shared.holds.hold(conn, admitted, user.id)
+    })
+    .await?;
     log::info!(
         "seat held reservation_id={} seat_id={} user_id={}",
         reservation.id,
@@ -69,46 +73,6 @@ async fn hold(
         user.id
     );
     Ok(HttpResponse::Created().json(reservation))
-}
-
-/// A hold the way a rush needs it. A seat seen taken within the last second is refused without
-/// the database. Otherwise the hold waits for one of `HOLD_CONCURRENCY` permits, holding no
-/// thread and no connection while it waits. The permit and what the database answered are
-/// dealt with inside the blocking work, which runs to its end even if the client has gone, so
-/// a dropped request never frees its permit while its statement still holds a connection.
-async fn hold_through_admission(
-    state: &web::Data<AppState>,
-    user_id: i64,
-    seat_id: EntityId,
-) -> Result<Reservation, ApiError> {
-    // Asked again once a permit is granted: the seat may have been taken while we queued.
-    let taken = || state.taken_seats.is_taken(seat_id.get());
-    if taken() {
-        return Err(ApiError::SeatUnavailable);
-    }
-    let permit = state
-        .hold_permits
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(ApiError::internal)?;
-    if taken() {
-        return Err(ApiError::SeatUnavailable);
-    }
-    let (ttl, shared) = (state.hold_ttl, state.clone());
-    with_db(state, move |conn| {
-        let held = hold_seat(conn, user_id, seat_id, ttl);
-        drop(permit);
-        match &held {
-            Ok(reservation) => shared
-                .taken_seats
-                .remember(reservation.seat_id, Some(reservation.held_until)),
-            Err(HoldError::SeatUnavailable) => shared.taken_seats.remember(seat_id.get(), None),
-            Err(_) => {}
-        }
-        held
-    })
-    .await
 }
 
 /// The caller's reservation; someone else's is 404 like an unknown one.
@@ -152,14 +116,10 @@ async fn cancel(
     let trace_context = crate::trace::trace_context(&req);
     let shared = state.clone();
     let cancellation = with_db(&state, move |conn| {
-        let cancellation = cancel_reservation(conn, user.id, id, Some(trace_context))?;
-        // In the blocking work, which finishes even if the client has gone: a committed
-        // cancellation is always followed by these.
-        if cancellation.wrote_event() {
-            shared.relay_waker.wake();
-        }
-        shared.taken_seats.forget(cancellation.seat_id);
-        Ok::<_, CancelError>(cancellation)
+        let relays = &shared.relay_waker;
+        shared
+            .holds
+            .cancel(conn, relays, user.id, id, Some(trace_context))
     })
     .await?;
     log::info!(

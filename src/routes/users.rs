@@ -1,7 +1,7 @@
+use crate::app_state::AppState;
 use crate::domain::UserName;
 use crate::error::ApiError;
 use crate::routes::{with_db, ErrorBody};
-use crate::startup::AppState;
 use crate::users::{create_user, NewUser};
 use actix_web::{post, web, HttpResponse};
 use serde::Deserialize;

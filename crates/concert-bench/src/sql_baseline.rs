@@ -1,17 +1,20 @@
-//! The flows baseline: the SQL the service runs for one hold and one payment, issued straight
-//! to Postgres. One OS thread with its own connection per client, each doing what the service
-//! does per request: authenticate (one query), then the use case (`hold_seat`, then
-//! `pay_for_reservation`, one statement for a payable reservation). No HTTP, no pool, no thread
-//! hand-offs, and no relay wake-ups: the service sends those from a background task, a few per
-//! burst of payments; leaving them out makes the baseline do a little less than the service, so
-//! the service/baseline ratio errs low.
+//! The flows baseline: the service's own use cases for one hold and one payment, called
+//! straight on a connection. One OS thread with its own connection per client, each doing what
+//! the service does per request: authenticate (one query), then the use case (`SeatHolds::hold`
+//! with the service's taken-seats memory, then `pay_and_wake_relays`, one statement for a
+//! payable reservation). No HTTP, no pool, no thread hand-offs, no hold permits (each thread
+//! has its connection, so there is nothing to queue for), and no relay wake-ups
+//! ([`NoWakeUps`]): the service sends those from a background task, a few per burst of
+//! payments; leaving them out makes the baseline do a little less than the service, so the
+//! service/baseline ratio errs low.
 
 use crate::api_client::BenchUser;
 use crate::stats::{per_second, show, Summary};
 use crate::BenchResult;
 use concert_outbox::domain::EntityId;
-use concert_outbox::payments::pay_for_reservation;
-use concert_outbox::reservations::hold_seat;
+use concert_outbox::outbox::waker::NoWakeUps;
+use concert_outbox::payments::pay_and_wake_relays;
+use concert_outbox::reservations::SeatHolds;
 use concert_outbox::users::find_user_by_token;
 use diesel::prelude::*;
 use serde::Serialize;
@@ -60,21 +63,24 @@ pub fn run(
         .map(|_| PgConnection::establish(database_url))
         .collect::<Result<Vec<_>, _>>()?;
     let seats = Arc::new(seats);
+    let holds = Arc::new(SeatHolds::new(users.len().max(1), HOLD_TTL));
     let next = Arc::new(AtomicUsize::new(0));
     let start = Arc::new(Barrier::new(users.len() + 1));
     let threads: Vec<_> = users
         .iter()
         .zip(connections)
         .map(|(user, conn)| {
-            let (token, seats, next, start) = (
+            let (token, holds, seats, next, start) = (
                 user.token.clone(),
+                holds.clone(),
                 seats.clone(),
                 next.clone(),
                 start.clone(),
             );
             std::thread::spawn(move || {
                 start.wait();
-                buy_until(conn, &token, &seats, &next, Instant::now() + duration)
+                let deadline = Instant::now() + duration;
+                buy_until(conn, &token, &holds, &seats, &next, deadline)
             })
         })
         .collect();
@@ -101,6 +107,7 @@ pub fn run(
 fn buy_until(
     mut conn: PgConnection,
     token: &str,
+    holds: &SeatHolds,
     seats: &[i64],
     next: &AtomicUsize,
     deadline: Instant,
@@ -120,7 +127,7 @@ fn buy_until(
             break;
         };
         let call = Instant::now();
-        let reservation_id = match hold_as_the_service_does(&mut conn, user_id, seat_id) {
+        let reservation_id = match hold_as_the_service_does(&mut conn, holds, user_id, seat_id) {
             Ok(id) => id,
             Err(error) => {
                 worker.failed("hold", error);
@@ -146,11 +153,13 @@ fn authenticate(conn: &mut PgConnection, token: &str) -> BenchResult<i64> {
 
 fn hold_as_the_service_does(
     conn: &mut PgConnection,
+    holds: &SeatHolds,
     user_id: i64,
     seat_id: i64,
 ) -> BenchResult<i64> {
     let seat = EntityId::parse("seat_id", seat_id)?;
-    Ok(hold_seat(conn, user_id, seat, HOLD_TTL)?.id)
+    let admitted = holds.admit_unqueued(seat)?;
+    Ok(holds.hold(conn, admitted, user_id)?.id)
 }
 
 fn pay_as_the_service_does(
@@ -159,7 +168,7 @@ fn pay_as_the_service_does(
     reservation_id: i64,
 ) -> BenchResult<()> {
     let reservation = EntityId::parse("reservation_id", reservation_id)?;
-    pay_for_reservation(conn, user_id, reservation, None, None)?;
+    pay_and_wake_relays(conn, &NoWakeUps, user_id, reservation, None, None)?;
     Ok(())
 }
 
@@ -186,8 +195,8 @@ impl fmt::Display for SqlBaseline {
             "{:.0} flows/s ({} flows in {:.2} s, {} threads each with its own PgConnection)",
             self.flows_per_second, self.flows, self.seconds, self.threads
         )?;
-        writeln!(f, "  hold_seat                     {}", show(&self.hold))?;
-        writeln!(f, "  pay_for_reservation           {}", show(&self.pay))?;
+        writeln!(f, "  SeatHolds::hold               {}", show(&self.hold))?;
+        writeln!(f, "  pay_and_wake_relays           {}", show(&self.pay))?;
         let errors: Vec<String> = self
             .errors
             .iter()

@@ -10,7 +10,7 @@ pub enum BodyFormat {
     /// The outbox payload exactly as the payment transaction wrote it.
     Event,
     /// `{"event_id", "user_id", "reservation_id", "message"}` for the user-facing notifier.
-    Notification,
+    NotifierMessage,
 }
 
 #[derive(Debug, Clone)]
@@ -88,7 +88,7 @@ impl RelayConfig {
         let env = Settings(&lookup);
         let data_platform_url =
             env.parsed_or("DATA_PLATFORM_URL", "http://127.0.0.1:9090".to_string())?;
-        let notify_url = match lookup("NOTIFY_URL").filter(|v| !v.trim().is_empty()) {
+        let notifier_url = match lookup("NOTIFY_URL").filter(|v| !v.trim().is_empty()) {
             Some(url) => endpoint(&url, "/notifications"),
             // The mock platform serves both paths, so one URL is enough for a demo.
             None => format!("{}/notifications", origin(&data_platform_url)),
@@ -102,8 +102,8 @@ impl RelayConfig {
             },
             DestinationConfig {
                 name: "notification".into(),
-                url: notify_url,
-                format: BodyFormat::Notification,
+                url: notifier_url,
+                format: BodyFormat::NotifierMessage,
                 batch: env.parsed_or("NOTIFY_BATCH", true)?,
             },
         ];

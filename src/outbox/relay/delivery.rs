@@ -54,16 +54,16 @@ enum Body<'a> {
 pub fn render(format: BodyFormat, delivery: &ClaimedDelivery) -> Rendered<'_> {
     match format {
         BodyFormat::Event => Rendered::Payload(&delivery.payload),
-        BodyFormat::Notification => Rendered::Built(json!({
+        BodyFormat::NotifierMessage => Rendered::Built(json!({
             "event_id": delivery.event_id,
             "user_id": delivery.payload["user_id"],
             "reservation_id": delivery.aggregate_id,
-            "message": notification_message(delivery),
+            "message": notifier_message(delivery),
         })),
     }
 }
 
-fn notification_message(delivery: &ClaimedDelivery) -> String {
+fn notifier_message(delivery: &ClaimedDelivery) -> String {
     let amount = &delivery.payload["amount"];
     let seat = &delivery.payload["seat_no"];
     match delivery.event_type.as_str() {

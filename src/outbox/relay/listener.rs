@@ -22,7 +22,8 @@ pub fn spawn(
         while !shutdown.is_cancelled() {
             if let Err(error) = listen(&database_url, &wakers, &shutdown) {
                 log::warn!(
-                    "outbox listener lost its connection error=\"{error}\"; polling covers the gap"
+                    "outbox listener lost its connection error=\"{}\"; polling covers the gap",
+                    crate::error::cause_chain(&error)
                 );
                 std::thread::sleep(RECONNECT_AFTER);
             }
@@ -30,13 +31,21 @@ pub fn spawn(
     })
 }
 
+/// Why listening stopped: the connection could not be made, or a statement on it failed.
+#[derive(Debug, thiserror::Error)]
+enum ListenError {
+    #[error("cannot connect to listen")]
+    Connect(#[from] diesel::ConnectionError),
+    #[error("listening failed")]
+    Query(#[from] diesel::result::Error),
+}
+
 fn listen(
     database_url: &str,
     wakers: &[Arc<Notify>],
     shutdown: &CancellationToken,
-) -> Result<(), diesel::result::Error> {
-    let mut conn = PgConnection::establish(database_url)
-        .map_err(|e| diesel::result::Error::QueryBuilderError(Box::new(e)))?;
+) -> Result<(), ListenError> {
+    let mut conn = PgConnection::establish(database_url)?;
     diesel::sql_query("LISTEN outbox_events").execute(&mut conn)?;
     log::info!("listening for outbox_events");
     while !shutdown.is_cancelled() {

@@ -1,0 +1,16 @@
+//! What every handler can reach: built once by `startup`, read by `routes`, `auth` and `pages`.
+
+use crate::config::Secret;
+use crate::db::DbPool;
+use crate::outbox::waker::RelayWaker;
+use crate::reservations::SeatHolds;
+
+pub struct AppState {
+    pub pool: DbPool,
+    pub admin_token: Secret,
+    pub tokens: crate::auth_cache::TokenCache,
+    /// Hold admission and the taken-seats memory (`HOLD_CONCURRENCY`, `HOLD_TTL_SECONDS`).
+    pub holds: SeatHolds,
+    /// Wakes the relays after a request's transaction wrote an event.
+    pub relay_waker: RelayWaker,
+}

@@ -1,36 +1,11 @@
 //! Typed settings read from the environment once, at start-up. Defaults live here and nowhere
 //! else; a missing or malformed setting is one line naming the variable, never a panic.
 
-use std::fmt;
 use std::net::SocketAddr;
-use std::str::FromStr;
 use std::time::Duration;
 
-#[derive(Debug, thiserror::Error)]
-#[error("{name}: {reason}")]
-pub struct ConfigError {
-    pub name: &'static str,
-    pub reason: String,
-}
-
-/// A secret that never shows up in logs or `Debug` output.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: String) -> Self {
-        Secret(value)
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+use crate::settings::Settings;
+pub use crate::settings::{ConfigError, Secret};
 
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
@@ -92,36 +67,6 @@ impl ApiConfig {
             hold_concurrency,
             relay,
         })
-    }
-}
-
-/// Typed access to a key-value source of settings.
-pub struct Settings<'a>(pub &'a dyn Fn(&str) -> Option<String>);
-
-impl Settings<'_> {
-    pub fn required(&self, name: &'static str) -> Result<String, ConfigError> {
-        match (self.0)(name) {
-            Some(value) if !value.trim().is_empty() => Ok(value),
-            _ => Err(ConfigError {
-                name,
-                reason: "is required but not set".into(),
-            }),
-        }
-    }
-
-    pub fn parsed_or<T>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
-    where
-        T: FromStr,
-        T::Err: fmt::Display,
-    {
-        match (self.0)(name) {
-            None => Ok(default),
-            Some(raw) if raw.trim().is_empty() => Ok(default),
-            Some(raw) => raw.trim().parse().map_err(|e| ConfigError {
-                name,
-                reason: format!("cannot parse {raw:?}: {e}"),
-            }),
-        }
     }
 }
 

@@ -20,6 +20,7 @@ pub mod payments;
 pub mod points;
 pub mod reservations;
 pub mod routes;
+pub mod settings;
 pub mod startup;
 pub mod taken_seats;
 pub mod trace;

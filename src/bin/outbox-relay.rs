@@ -6,8 +6,8 @@ use clap::{Parser, Subcommand};
 use concert_outbox::config::Secret;
 use concert_outbox::db;
 use concert_outbox::error::cause_chain;
-use concert_outbox::metrics;
 use concert_outbox::outbox::admin;
+use concert_outbox::outbox::metrics::relay_metrics_server;
 use concert_outbox::outbox::relay::config::RelayConfig;
 use concert_outbox::outbox::relay::Relay;
 use diesel::{Connection, PgConnection};
@@ -128,8 +128,7 @@ async fn run(
     db::migrate(&pool).await?;
     let metrics = match metrics_addr {
         Some(addr) => {
-            let server =
-                metrics::relay_metrics_server(std::net::TcpListener::bind(addr)?, pool.clone())?;
+            let server = relay_metrics_server(std::net::TcpListener::bind(addr)?, pool.clone())?;
             log::info!("relay metrics listening addr={addr}");
             let handle = server.handle();
             tokio::spawn(server);

@@ -4,11 +4,11 @@
 //! process; `/metrics` renders it.
 
 use crate::db::DbPool;
-use crate::outbox::admin::{outbox_status, OutboxStatus};
 use actix_web::body::MessageBody;
-use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::HttpResponse;
+use diesel::{PgConnection, QueryResult};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -20,6 +20,19 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub mod timeline;
+
+/// One destination's backlog as the `outbox_backlog` and oldest-pending gauges show it. The
+/// outbox supplies it (a [`ReadBacklog`]), so these metrics know nothing of its tables.
+#[derive(Debug, Clone)]
+pub struct BacklogGauges {
+    pub destination: String,
+    /// Deliveries by state: `pending`, `due`, `in_retry`, `in_flight`, `dead`.
+    pub by_state: [(&'static str, i64); 5],
+    pub oldest_pending_age_seconds: Option<f64>,
+}
+
+/// Reads every destination's backlog on a connection, for a scrape.
+pub type ReadBacklog = fn(&mut PgConnection) -> QueryResult<Vec<BacklogGauges>>;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
@@ -166,15 +179,9 @@ impl Metrics {
         self.timeline.recent()
     }
 
-    fn set_outbox(&self, status: &OutboxStatus) {
-        for d in &status.destinations {
-            for (state, value) in [
-                ("pending", d.pending),
-                ("due", d.due),
-                ("in_retry", d.in_retry),
-                ("in_flight", d.in_flight),
-                ("dead", d.dead),
-            ] {
+    fn set_outbox(&self, backlog: &[BacklogGauges]) {
+        for d in backlog {
+            for (state, value) in d.by_state {
                 self.outbox
                     .get_or_create(&OutboxLabels {
                         destination: d.destination.clone(),
@@ -242,45 +249,26 @@ pub async fn http_middleware(
     Ok(response)
 }
 
-/// Refreshes the gauges that are read from the database and renders every metric.
-pub async fn scrape(pool: DbPool, pool_name: &'static str) -> HttpResponse {
+/// Refreshes the gauges that are read from the database (the pool's, and the backlog through
+/// `read_backlog`) and renders every metric.
+pub async fn scrape(
+    pool: DbPool,
+    pool_name: &'static str,
+    read_backlog: ReadBacklog,
+) -> HttpResponse {
     let metrics = global();
     metrics.set_pool(pool_name, &pool);
-    let status = tokio::task::spawn_blocking(move || {
+    let backlog = tokio::task::spawn_blocking(move || {
         let mut conn = pool.get().map_err(|e| e.to_string())?;
-        outbox_status(&mut conn).map_err(|e| e.to_string())
+        read_backlog(&mut conn).map_err(|e| e.to_string())
     })
     .await;
-    match status {
-        Ok(Ok(status)) => metrics.set_outbox(&status),
+    match backlog {
+        Ok(Ok(backlog)) => metrics.set_outbox(&backlog),
         Ok(Err(error)) => log::warn!("metrics cannot read the outbox error=\"{error}\""),
         Err(error) => log::warn!("metrics scrape task failed error=\"{error}\""),
     }
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(metrics.render())
-}
-
-/// The relay's own small HTTP server: `/metrics` and `/health`.
-pub fn relay_metrics_server(
-    listener: std::net::TcpListener,
-    pool: DbPool,
-) -> std::io::Result<Server> {
-    Ok(HttpServer::new(move || {
-        let pool = pool.clone();
-        App::new()
-            .route(
-                "/metrics",
-                web::get().to(move || scrape(pool.clone(), "relay")),
-            )
-            .route(
-                "/health",
-                web::get()
-                    .to(|| async { HttpResponse::Ok().json(serde_json::json!({"status": "ok"})) }),
-            )
-    })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)?
-    .run())
 }

@@ -35,28 +35,6 @@ fn rfc3339_micros<S: serde::Serializer>(at: &DateTime<Utc>, to: S) -> Result<S::
 }
 
 impl ReservationEvent {
-    /// A new event (fresh id) of `event_type` about a locked reservation.
-    pub fn about(
-        reservation: &crate::reservations::LockedReservation,
-        event_type: &'static str,
-        occurred_at: DateTime<Utc>,
-        paid_at: DateTime<Utc>,
-    ) -> ReservationEvent {
-        ReservationEvent {
-            event_id: Uuid::new_v4(),
-            event_type,
-            occurred_at,
-            reservation_id: reservation.id,
-            user_id: reservation.user_id,
-            seat_id: reservation.seat_id,
-            seat_no: reservation.seat_no,
-            schedule_id: reservation.schedule_id,
-            concert_id: reservation.concert_id,
-            amount: reservation.amount,
-            paid_at,
-        }
-    }
-
     pub fn into_outbox_row(
         self,
         trace_context: Option<String>,

@@ -102,14 +102,30 @@ fn refund(
         payment_id: payment.payment_id,
     };
     let balance = credit_points(conn, reservation.user_id, reservation.amount, refund)?;
-    let event = ReservationEvent::about(
-        reservation,
-        RESERVATION_CANCELLED,
-        payment.refunded_at,
-        payment.paid_at,
-    );
+    let event = cancelled_event(reservation, payment.refunded_at, payment.paid_at);
     enqueue_event(conn, &event.into_outbox_row(trace_context)?)?;
     Ok((reservation.amount, balance))
+}
+
+/// A new `reservation.cancelled` event (fresh id) about a locked reservation.
+fn cancelled_event(
+    reservation: &LockedReservation,
+    refunded_at: DateTime<Utc>,
+    paid_at: DateTime<Utc>,
+) -> ReservationEvent {
+    ReservationEvent {
+        event_id: uuid::Uuid::new_v4(),
+        event_type: RESERVATION_CANCELLED,
+        occurred_at: refunded_at,
+        reservation_id: reservation.id,
+        user_id: reservation.user_id,
+        seat_id: reservation.seat_id,
+        seat_no: reservation.seat_no,
+        schedule_id: reservation.schedule_id,
+        concert_id: reservation.concert_id,
+        amount: reservation.amount,
+        paid_at,
+    }
 }
 
 /// Leaving `held`/`confirmed` takes the row out of `reservations_one_live_per_seat`, which is

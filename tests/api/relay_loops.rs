@@ -4,7 +4,7 @@
 use crate::delivery_helpers::*;
 use crate::helpers::{eventually, TestDb};
 use concert_outbox::db::build_relay_pool;
-use concert_outbox::metrics::relay_metrics_server;
+use concert_outbox::outbox::metrics::relay_metrics_server;
 use concert_outbox::outbox::relay::config::{BodyFormat, DestinationConfig, RelayConfig};
 use concert_outbox::outbox::relay::delivery::{self, Verdict};
 use concert_outbox::outbox::relay::destination::Destination;

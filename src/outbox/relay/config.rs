@@ -1,7 +1,7 @@
 //! The relay's settings. They come from the environment (or flags of the same meaning, see
 //! `outbox-relay --help`); defaults live here and nowhere else.
 
-use crate::config::{ConfigError, Secret, Settings};
+use crate::settings::{ConfigError, Secret, Settings};
 use std::time::Duration;
 
 /// How a destination wants its events.

@@ -1,6 +1,7 @@
 //! The demo data the one-command start seeds on first run: a concert and a user with points.
 
 use crate::concerts::{create_concert, NewSchedule};
+use crate::db::cached_sql::cached_sql;
 use crate::domain::{ChargeAmount, ConcertTitle, Price, SeatCount};
 use crate::points::charge_points;
 use crate::users::create_user;
@@ -81,10 +82,10 @@ fn first_free_seat(conn: &mut PgConnection) -> QueryResult<Option<i64>> {
         #[diesel(sql_type = BigInt)]
         id: i64,
     }
-    diesel::sql_query(
+    cached_sql(
         "SELECT s.id FROM seats s WHERE NOT EXISTS ( \
              SELECT 1 FROM reservations r WHERE r.seat_id = s.id \
-               AND (r.status = 'confirmed' OR (r.status = 'held' AND r.held_until > now()))) \
+               AND reservation_takes_seat(r.status, r.held_until, now())) \
          ORDER BY s.id LIMIT 1",
     )
     .get_result::<Seat>(conn)

@@ -1,6 +1,7 @@
 //! The catalog: concerts, their schedules (dates) and seats. Seat state is derived from the
 //! live reservation holding the seat, so it can never disagree with the reservations table.
 
+use crate::db::cached_sql::cached_sql;
 use crate::domain::{ConcertTitle, Price, SeatCount};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -45,10 +46,9 @@ pub fn create_concert(
     schedules: &[NewSchedule],
 ) -> QueryResult<CreatedConcert> {
     conn.transaction(|conn| {
-        let concert: IdRow =
-            diesel::sql_query("INSERT INTO concerts (title) VALUES ($1) RETURNING id")
-                .bind::<Text, _>(title.as_ref())
-                .get_result(conn)?;
+        let concert: IdRow = cached_sql("INSERT INTO concerts (title) VALUES ($1) RETURNING id")
+            .bind::<Text, _>(title.as_ref())
+            .get_result(conn)?;
         let mut created = Vec::with_capacity(schedules.len());
         for schedule in schedules {
             created.push(insert_schedule_with_seats(conn, concert.id, schedule)?);
@@ -66,7 +66,7 @@ fn insert_schedule_with_seats(
     concert_id: i64,
     schedule: &NewSchedule,
 ) -> QueryResult<CreatedSchedule> {
-    diesel::sql_query(
+    cached_sql(
         "WITH schedule AS ( \
              INSERT INTO schedules (concert_id, starts_at, seat_count, price) \
              VALUES ($1, $2, $3, $4) RETURNING id, starts_at, seat_count, price), \
@@ -119,12 +119,12 @@ struct ListingRow {
 
 /// Every concert with its schedules and how many seats are neither sold nor held right now.
 pub fn list_concerts(conn: &mut PgConnection) -> QueryResult<Vec<ConcertListing>> {
-    let rows: Vec<ListingRow> = diesel::sql_query(
+    let rows: Vec<ListingRow> = cached_sql(
         "SELECT c.id AS concert_id, c.title, s.id AS schedule_id, s.starts_at, s.seat_count, \
                 s.price, \
                 (SELECT count(*) FROM reservations r JOIN seats st ON st.id = r.seat_id \
                   WHERE st.schedule_id = s.id \
-                    AND (r.status = 'confirmed' OR (r.status = 'held' AND r.held_until > now())) \
+                    AND reservation_takes_seat(r.status, r.held_until, now()) \
                 ) AS taken \
          FROM concerts c JOIN schedules s ON s.concert_id = c.id \
          ORDER BY c.id, s.starts_at, s.id",
@@ -166,13 +166,11 @@ pub struct SeatView {
 
 /// The seats of a schedule with their state now; `None` when the schedule does not exist.
 pub fn list_seats(conn: &mut PgConnection, schedule_id: i64) -> QueryResult<Option<Vec<SeatView>>> {
-    let seats: Vec<SeatView> = diesel::sql_query(
+    let seats: Vec<SeatView> = cached_sql(
         "SELECT s.id, s.seat_no, s.price, \
-                CASE WHEN r.status = 'confirmed' THEN 'sold' \
-                     WHEN r.status = 'held' AND r.held_until > now() THEN 'held' \
-                     ELSE 'available' END AS status \
+                seat_state_at(r.status, r.held_until, now()) AS status \
          FROM seats s \
-         LEFT JOIN reservations r ON r.seat_id = s.id AND r.status IN ('held', 'confirmed') \
+         LEFT JOIN reservations r ON r.seat_id = s.id AND reservation_is_live(r.status) \
          WHERE s.schedule_id = $1 ORDER BY s.seat_no",
     )
     .bind::<BigInt, _>(schedule_id)

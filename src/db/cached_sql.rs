@@ -82,7 +82,7 @@ impl QueryFragment<Pg> for CachedSql<'_> {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum Piece<'a> {
+pub(super) enum Piece<'a> {
     Text(&'a str),
     /// `$n`, 1-based.
     Placeholder(usize),
@@ -91,7 +91,7 @@ enum Piece<'a> {
 /// Splits SQL text at its `$n` placeholders. A `$` inside a string literal (`'...'`,
 /// `E'...'`), a quoted identifier, a comment or a dollar-quoted body (`$$...$$`,
 /// `$tag$...$tag$`) is text, copied as it is; an unterminated one is an error.
-fn split_placeholders(sql: &str) -> Result<Vec<Piece<'_>>, String> {
+pub(super) fn split_placeholders(sql: &str) -> Result<Vec<Piece<'_>>, String> {
     let bytes = sql.as_bytes();
     let (mut pieces, mut text_start, mut i) = (Vec::new(), 0, 0);
     while i < bytes.len() {

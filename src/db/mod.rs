@@ -2,6 +2,8 @@
 
 pub mod cached_sql;
 pub mod schema;
+#[cfg(test)]
+mod sql_files;
 
 use diesel::pg::PgConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};

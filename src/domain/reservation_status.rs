@@ -1,8 +1,11 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// The one place reservation states are spelled; the `reservations.status` column stores
-/// exactly these strings (and a CHECK constraint allows no others).
+/// The one place Rust spells reservation states; the `reservations.status` column stores
+/// exactly these strings. SQL spells them only in the migrations: the column's CHECK and the
+/// rule functions of `reservation_rules` (`reservation_is_live`, `reservation_hold_active`,
+/// ...), which every query uses; statements that write a state bind it from here.
+/// `tests/api/reservation_rules.rs` holds the two sides to each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReservationStatus {
@@ -13,6 +16,13 @@ pub enum ReservationStatus {
 }
 
 impl ReservationStatus {
+    pub const ALL: [ReservationStatus; 4] = [
+        ReservationStatus::Held,
+        ReservationStatus::Confirmed,
+        ReservationStatus::Expired,
+        ReservationStatus::Cancelled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ReservationStatus::Held => "held",
@@ -65,8 +75,7 @@ mod tests {
 
     #[test]
     fn every_status_round_trips_through_its_column_value() {
-        use ReservationStatus::*;
-        for status in [Held, Confirmed, Expired, Cancelled] {
+        for status in ReservationStatus::ALL {
             assert_eq!(
                 status.as_str().parse::<ReservationStatus>().ok(),
                 Some(status)

@@ -63,6 +63,10 @@ struct HoldAttempt {
     held_until: Option<DateTime<Utc>>,
 }
 
+/// The hold statement (`hold_seat.sql`, whose comment names its binds). Public so tests can
+/// EXPLAIN it.
+pub const HOLD_SEAT: &str = include_str!("hold_seat.sql");
+
 /// Holds `seat_id` for `user_id` until `ttl` from now, in one statement (one round trip, for
 /// winners and losers alike).
 ///
@@ -78,25 +82,14 @@ pub fn hold_seat(
     seat_id: EntityId,
     ttl: Duration,
 ) -> Result<Reservation, HoldError> {
-    let attempt: Option<HoldAttempt> = cached_sql(
-        "WITH expired AS ( \
-             UPDATE reservations SET status = 'expired' \
-             WHERE seat_id = $1 AND status = 'held' AND held_until <= now() \
-             RETURNING id), \
-         held AS ( \
-             INSERT INTO reservations (user_id, seat_id, status, amount, held_until) \
-             SELECT $2, s.id, 'held', s.price, now() + make_interval(secs => $3) \
-             FROM seats s WHERE s.id = $1 AND (SELECT count(*) FROM expired) >= 0 \
-             ON CONFLICT (seat_id) WHERE status IN ('held', 'confirmed') DO NOTHING \
-             RETURNING id, amount, held_until) \
-         SELECT s.id AS seat_id, s.seat_no, s.schedule_id, held.id, held.amount, held.held_until \
-         FROM seats s LEFT JOIN held ON true WHERE s.id = $1",
-    )
-    .bind::<BigInt, _>(seat_id.get())
-    .bind::<BigInt, _>(user_id)
-    .bind::<Double, _>(ttl.as_secs_f64())
-    .get_result(conn)
-    .optional()?;
+    let attempt: Option<HoldAttempt> = cached_sql(HOLD_SEAT)
+        .bind::<BigInt, _>(seat_id.get())
+        .bind::<BigInt, _>(user_id)
+        .bind::<Double, _>(ttl.as_secs_f64())
+        .bind::<Text, _>(ReservationStatus::Expired.as_str())
+        .bind::<Text, _>(ReservationStatus::Held.as_str())
+        .get_result(conn)
+        .optional()?;
     let attempt = attempt.ok_or(HoldError::UnknownSeat)?;
     match (attempt.id, attempt.amount, attempt.held_until) {
         (Some(id), Some(amount), Some(held_until)) => Ok(Reservation {
@@ -122,8 +115,7 @@ pub fn find_reservation(
 ) -> QueryResult<Option<Reservation>> {
     cached_sql(
         "SELECT r.id, r.seat_id, s.seat_no, s.schedule_id, \
-                CASE WHEN r.status = 'held' AND r.held_until <= now() THEN 'expired' \
-                     ELSE r.status END AS status, \
+                reservation_status_at(r.status, r.held_until, now()) AS status, \
                 r.amount, r.held_until, p.id AS payment_id \
          FROM reservations r \
          JOIN seats s ON s.id = r.seat_id \
@@ -169,7 +161,7 @@ pub fn lock_reservation(
 ) -> QueryResult<Option<LockedReservation>> {
     cached_sql(
         "SELECT r.id, r.user_id, r.seat_id, s.seat_no, s.schedule_id, sc.concert_id, r.status, \
-                r.held_until <= now() AS hold_lapsed, r.amount \
+                reservation_hold_lapsed(r.status, r.held_until, now()) AS hold_lapsed, r.amount \
          FROM reservations r \
          JOIN seats s ON s.id = r.seat_id \
          JOIN schedules sc ON sc.id = s.schedule_id \

@@ -23,4 +23,5 @@ mod payments;
 mod points;
 mod relay_loops;
 mod relay_processes;
+mod reservation_rules;
 mod waker;

@@ -248,7 +248,7 @@ async fn the_hot_statements_are_prepared_once_per_connection_and_reused() {
         n: i64,
     }
     let prepared = diesel::sql_query(
-        "SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE 'WITH due AS%'",
+        "SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE '%WITH due AS (%'",
     )
     .get_result::<Prepared>(&mut conn)
     .unwrap();

@@ -1,6 +1,5 @@
 //! The events this service publishes, and the exact JSON each one carries.
 
-use super::NewEvent;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
@@ -9,10 +8,15 @@ pub const RESERVATION_AGGREGATE: &str = "reservation";
 pub const RESERVATION_CONFIRMED: &str = "reservation.confirmed";
 pub const RESERVATION_CANCELLED: &str = "reservation.cancelled";
 
-/// What the data platform learns about a reservation. The top-level fields are a contract
-/// with the platform: add none, rename none. Times are RFC 3339 in UTC with microseconds
-/// (`2026-11-25T18:55:05.639733Z`), PostgreSQL's precision; the payment statement writes the
-/// same JSON object in SQL (`payments::held`), and a test holds the two to each other.
+/// What the data platform learns about a reservation: the schema of the payload. The
+/// top-level fields are a contract with the platform: add none, rename none. Times are
+/// RFC 3339 in UTC with microseconds (`2026-11-25T18:55:05.639733Z`), PostgreSQL's precision.
+///
+/// One builder writes it: the SQL function `reservation_event_payload` (migration
+/// `reservation_rules`), which the payment statement (`payments/pay_held_reservation.sql`) and
+/// the refund (`reservations/refund_payment.sql`) call inside their own statements. This type
+/// is its typed reading; tests hold the function's output to it, field for field and byte for
+/// byte.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReservationEvent {
     pub event_id: Uuid,
@@ -32,20 +36,4 @@ pub struct ReservationEvent {
 
 fn rfc3339_micros<S: serde::Serializer>(at: &DateTime<Utc>, to: S) -> Result<S::Ok, S::Error> {
     to.serialize_str(&at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-}
-
-impl ReservationEvent {
-    pub fn into_outbox_row(
-        self,
-        trace_context: Option<String>,
-    ) -> Result<NewEvent, serde_json::Error> {
-        Ok(NewEvent {
-            event_id: self.event_id,
-            aggregate_type: RESERVATION_AGGREGATE,
-            aggregate_id: self.reservation_id,
-            event_type: self.event_type,
-            payload: serde_json::to_value(&self)?,
-            trace_context,
-        })
-    }
 }

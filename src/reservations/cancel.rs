@@ -5,12 +5,10 @@
 use super::{lock_reservation, LockedReservation};
 use crate::db::cached_sql::cached_sql;
 use crate::domain::{EntityId, ReservationStatus};
-use crate::outbox::enqueue_event;
-use crate::outbox::events::{ReservationEvent, RESERVATION_CANCELLED};
+use crate::outbox::events::{RESERVATION_AGGREGATE, RESERVATION_CANCELLED};
 use crate::points::{credit_points, Credit};
-use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Timestamptz};
+use diesel::sql_types::{BigInt, Integer, Nullable, Text, Uuid as SqlUuid};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -78,60 +76,41 @@ pub fn cancel_reservation(
 struct Refunded {
     #[diesel(sql_type = BigInt)]
     payment_id: i64,
-    #[diesel(sql_type = Timestamptz)]
-    paid_at: DateTime<Utc>,
-    #[diesel(sql_type = Timestamptz)]
-    refunded_at: DateTime<Utc>,
 }
 
-/// The compensation of a payment: credit the points back, mark the payment refunded, record
-/// the ledger row, and tell the platform with a `reservation.cancelled` event. Returns the
-/// points given back and the balance they left.
+/// The compensation of a payment: mark the payment refunded and tell the platform with a
+/// `reservation.cancelled` event (one statement, `refund_payment.sql`), then credit the points
+/// back with their ledger row. Returns the points given back and the balance they left.
 fn refund(
     conn: &mut PgConnection,
     reservation: &LockedReservation,
     trace_context: Option<String>,
 ) -> Result<(i64, i64), CancelError> {
-    let payment: Refunded = cached_sql(
-        "UPDATE payments SET status = 'refunded', refunded_at = now() \
-         WHERE reservation_id = $1 AND status = 'completed' RETURNING id AS payment_id, paid_at, refunded_at",
-    )
-    .bind::<BigInt, _>(reservation.id)
-    .get_result(conn)?;
+    let payment: Refunded = cached_sql(include_str!("refund_payment.sql"))
+        .bind::<BigInt, _>(reservation.id)
+        .bind::<SqlUuid, _>(uuid::Uuid::new_v4())
+        .bind::<Text, _>(RESERVATION_AGGREGATE)
+        .bind::<Text, _>(RESERVATION_CANCELLED)
+        .bind::<BigInt, _>(reservation.user_id)
+        .bind::<BigInt, _>(reservation.seat_id)
+        .bind::<Integer, _>(reservation.seat_no)
+        .bind::<BigInt, _>(reservation.schedule_id)
+        .bind::<BigInt, _>(reservation.concert_id)
+        .bind::<BigInt, _>(reservation.amount)
+        .bind::<Nullable<Text>, _>(trace_context)
+        .get_result(conn)?;
     let refund = Credit::Refund {
         payment_id: payment.payment_id,
     };
     let balance = credit_points(conn, reservation.user_id, reservation.amount, refund)?;
-    let event = cancelled_event(reservation, payment.refunded_at, payment.paid_at);
-    enqueue_event(conn, &event.into_outbox_row(trace_context)?)?;
     Ok((reservation.amount, balance))
-}
-
-/// A new `reservation.cancelled` event (fresh id) about a locked reservation.
-fn cancelled_event(
-    reservation: &LockedReservation,
-    refunded_at: DateTime<Utc>,
-    paid_at: DateTime<Utc>,
-) -> ReservationEvent {
-    ReservationEvent {
-        event_id: uuid::Uuid::new_v4(),
-        event_type: RESERVATION_CANCELLED,
-        occurred_at: refunded_at,
-        reservation_id: reservation.id,
-        user_id: reservation.user_id,
-        seat_id: reservation.seat_id,
-        seat_no: reservation.seat_no,
-        schedule_id: reservation.schedule_id,
-        concert_id: reservation.concert_id,
-        amount: reservation.amount,
-        paid_at,
-    }
 }
 
 /// Leaving `held`/`confirmed` takes the row out of `reservations_one_live_per_seat`, which is
 /// what makes the seat available again.
 fn mark_cancelled(conn: &mut PgConnection, reservation_id: i64) -> QueryResult<usize> {
-    cached_sql("UPDATE reservations SET status = 'cancelled', cancelled_at = now() WHERE id = $1")
+    cached_sql("UPDATE reservations SET status = $2, cancelled_at = now() WHERE id = $1")
         .bind::<BigInt, _>(reservation_id)
+        .bind::<Text, _>(ReservationStatus::Cancelled.as_str())
         .execute(conn)
 }

@@ -73,10 +73,10 @@ async fn paying_confirms_debits_and_writes_exactly_the_contracted_outbox_event()
     );
 }
 
-/// The payment statement builds its event in SQL; cancellations build theirs from
-/// `ReservationEvent`. Both must be the one contracted JSON object, with the same field values
-/// and the same time format: this rebuilds the paid event with `ReservationEvent` from the rows
-/// the payment wrote (the outbox row's own `event_id` included) and compares.
+/// The payment statement builds its event with `reservation_event_payload`, the one builder
+/// (the cancellation calls it too); `ReservationEvent` is the payload's typed schema. This
+/// rebuilds the paid event with `ReservationEvent` from the rows the payment wrote (the outbox
+/// row's own `event_id` included) and compares.
 #[tokio::test]
 async fn the_paid_event_is_exactly_what_reservation_event_serialises() {
     use concert_outbox::outbox::events::{ReservationEvent, RESERVATION_CONFIRMED};

@@ -175,3 +175,68 @@ fn the_hot_statements_plan_as_if_the_rules_were_written_out() {
         "{index:?}"
     );
 }
+
+/// The cancelled event comes from the same SQL builder as the paid one: the exact object
+/// `ReservationEvent` serialises, occurring at the refund and paid at the payment.
+#[tokio::test]
+async fn the_cancelled_event_is_exactly_what_reservation_event_serialises() {
+    use concert_outbox::outbox::events::{ReservationEvent, RESERVATION_CANCELLED};
+    use diesel::sql_types::{BigInt, Integer, Jsonb, Timestamptz, Uuid as SqlUuid};
+    #[derive(QueryableByName)]
+    struct Cancelled {
+        #[diesel(sql_type = SqlUuid)]
+        event_id: uuid::Uuid,
+        #[diesel(sql_type = Jsonb)]
+        payload: serde_json::Value,
+        #[diesel(sql_type = Timestamptz)]
+        paid_at: chrono::DateTime<chrono::Utc>,
+        #[diesel(sql_type = Timestamptz)]
+        refunded_at: chrono::DateTime<chrono::Utc>,
+        #[diesel(sql_type = Integer)]
+        seat_no: i32,
+        #[diesel(sql_type = BigInt)]
+        concert_id: i64,
+    }
+    let app = crate::helpers::spawn_app().await;
+    let schedule = app.create_schedule(3, 250).await;
+    let seat = app.seat_ids(schedule).await[2];
+    let user = app.create_user(1000).await;
+    let reservation = app.held(&user, seat).await;
+    assert_eq!(app.pay(&user, reservation, None).await.status(), 200);
+    let cancelled = app
+        .client
+        .post(app.url(&format!("/reservations/{reservation}/cancel")))
+        .bearer_auth(&user.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), 200);
+
+    let row: Cancelled = diesel::sql_query(
+        "SELECT o.event_id, o.payload, p.paid_at, p.refunded_at, s.seat_no, sc.concert_id \
+         FROM outbox o JOIN payments p ON p.reservation_id = o.aggregate_id \
+         JOIN reservations r ON r.id = p.reservation_id JOIN seats s ON s.id = r.seat_id \
+         JOIN schedules sc ON sc.id = s.schedule_id \
+         WHERE o.event_type = 'reservation.cancelled'",
+    )
+    .get_result(&mut app.db.connect())
+    .unwrap();
+    let expected = ReservationEvent {
+        event_id: row.event_id,
+        event_type: RESERVATION_CANCELLED,
+        occurred_at: row.refunded_at,
+        reservation_id: reservation,
+        user_id: user.id,
+        seat_id: seat,
+        seat_no: row.seat_no,
+        schedule_id: schedule,
+        concert_id: row.concert_id,
+        amount: 250,
+        paid_at: row.paid_at,
+    };
+    assert_eq!(row.payload, serde_json::to_value(&expected).unwrap());
+    assert_eq!(
+        row.payload.to_string(),
+        serde_json::to_value(&expected).unwrap().to_string()
+    );
+}

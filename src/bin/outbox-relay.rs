@@ -1,15 +1,16 @@
 //! `outbox-relay [run]`: drain the outbox to every destination until SIGTERM/Ctrl-C.
-//! `outbox-relay status [--json]`: pending, due, in-retry, in-flight and dead counts.
+//! `outbox-relay status [--json]`: pending, due, in-retry, in-flight and dead counts, and which
+//! relay has what in flight.
 //! `outbox-relay replay-dead [--id N]`: re-queue dead deliveries.
 
 use clap::{Parser, Subcommand};
 use concert_outbox::config::Secret;
 use concert_outbox::db;
 use concert_outbox::error::cause_chain;
-use concert_outbox::outbox::admin;
 use concert_outbox::outbox::metrics::relay_metrics_server;
 use concert_outbox::outbox::relay::config::RelayConfig;
 use concert_outbox::outbox::relay::Relay;
+use concert_outbox::outbox::{admin, leases};
 use diesel::{Connection, PgConnection};
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
@@ -174,7 +175,7 @@ fn connect() -> Result<PgConnection, AnyError> {
 }
 
 fn status(json: bool) -> Result<(), AnyError> {
-    let status = admin::outbox_status(&mut connect()?)?;
+    let status = leases::outbox_report(&mut connect()?)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else {

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod events;
+pub mod leases;
 pub mod metrics;
 pub mod relay;
 pub mod waker;

@@ -2,7 +2,8 @@ use crate::app_state::AppState;
 use crate::auth::Admin;
 use crate::domain::EntityId;
 use crate::error::ApiError;
-use crate::outbox::admin::{outbox_status, replay_dead, OutboxStatus};
+use crate::outbox::admin::replay_dead;
+use crate::outbox::leases::{outbox_report, OutboxReport};
 use crate::routes::{with_db, ErrorBody};
 use actix_web::{get, post, web, HttpResponse};
 use serde::Serialize;
@@ -20,15 +21,16 @@ struct Replayed {
     requeued: usize,
 }
 
-/// Counts by state per destination, and the dead deliveries with their last error.
+/// Counts by state per destination, the dead deliveries with their last error, and which
+/// relay has what in flight.
 #[utoipa::path(tag = "outbox", security(("admin_token" = [])), responses(
-    (status = 200, description = "the outbox's state", body = OutboxStatus),
+    (status = 200, description = "the outbox's state", body = OutboxReport),
     (status = 401, description = "unauthorized", body = ErrorBody),
     (status = 503, description = "service_unavailable", body = ErrorBody),
 ))]
 #[get("/admin/outbox")]
 async fn status(_admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let status = with_db(&state, outbox_status).await?;
+    let status = with_db(&state, outbox_report).await?;
     Ok(HttpResponse::Ok().json(status))
 }
 

@@ -148,3 +148,30 @@ async fn admin_outbox_shows_dead_deliveries_and_replays_them() {
         "nothing dead is left to replay"
     );
 }
+
+#[tokio::test]
+async fn admin_outbox_shows_which_relay_has_what_in_flight() {
+    let app = spawn_app().await;
+    crate::delivery_helpers::write_events(&app.db, 2, 1);
+    app.db.execute(
+        "UPDATE outbox_deliveries SET lease_owner = 'relay-a:42:data_platform#0', \
+         lease_token = gen_random_uuid(), lease_expires_at = now() + interval '1 minute' \
+         WHERE destination = 'data_platform'",
+    );
+    let status: Value = app
+        .client
+        .get(app.url("/admin/outbox"))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let in_flight_by = status["in_flight_by"].as_array().unwrap();
+    assert_eq!(in_flight_by.len(), 1, "{status}");
+    assert_eq!(in_flight_by[0]["destination"], "data_platform");
+    assert_eq!(in_flight_by[0]["lease_owner"], "relay-a:42:data_platform#0");
+    assert_eq!(in_flight_by[0]["in_flight"], 2);
+    assert!(status["destinations"].is_array() && status["dead"].is_array());
+}

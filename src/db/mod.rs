@@ -1,4 +1,23 @@
 //! The connection pool and the embedded migrations.
+//!
+//! # Running SQL
+//! One way, in this order of preference:
+//! 1. diesel's DSL, where it expresses the query (the schema in [`schema`] checks it at
+//!    compile time);
+//! 2. otherwise [`cached_sql::cached_sql`]: fixed text with `$n` placeholders and typed binds,
+//!    prepared once per connection and reused. A statement longer than a few lines lives in a
+//!    `.sql` file next to its module, included with `include_str!`, whose first comment names
+//!    every bind (`-- Binds: $1 reservation id, $2 user id.`, or `-- Binds: none.`); a test
+//!    (`sql_files`) checks that each file uses exactly the binds it names.
+//!
+//! Rules about reservations (live, held within or past its hold, taking its seat, the state a
+//! reader sees, a seat's state) and the reservation event's JSON are SQL functions in the
+//! migration `reservation_rules`; queries call them instead of spelling the rule out, and a
+//! state a statement writes is bound from [`crate::domain::ReservationStatus`].
+//!
+//! `diesel::sql_query` is left for text that cannot be fixed at compile time (`CREATE
+//! DATABASE` naming one, `EXPLAIN` in tests) and for one-off session commands (`LISTEN`),
+//! where a prepared statement kept for the connection's life buys nothing.
 
 pub mod cached_sql;
 pub mod schema;
@@ -67,8 +86,8 @@ const MIGRATION_LOCK_KEY: i64 = 0x0063_6f6e_6365_7274; // "concert" in ASCII
 /// processes may start at once (replicas, tests): an advisory lock lets one migrate at a time.
 pub fn run_migrations(conn: &mut PgConnection) -> Result<Vec<String>, MigrationError> {
     use diesel::RunQueryDsl;
-    let lock = |sql: &str, conn: &mut PgConnection| {
-        diesel::sql_query(sql)
+    let lock = |sql: &'static str, conn: &mut PgConnection| {
+        cached_sql::cached_sql(sql)
             .bind::<diesel::sql_types::BigInt, _>(MIGRATION_LOCK_KEY)
             .execute(conn)
             .map_err(MigrationError::Lock)

@@ -25,6 +25,9 @@ fn named_binds(sql: &str) -> Option<BTreeSet<usize>> {
         .chain(lines.map_while(|line| line.strip_prefix("-- ").filter(|rest| !rest.is_empty())))
         .collect::<Vec<_>>()
         .join(" ");
+    if comment.trim() == "none." {
+        return Some(BTreeSet::new());
+    }
     Some(
         comment
             .split(',')

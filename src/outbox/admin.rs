@@ -1,6 +1,7 @@
 //! What operators see and do: the outbox's state per destination, the dead deliveries (with
 //! the aggregates they hold back), and re-queueing dead ones.
 
+use crate::db::cached_sql::cached_sql;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Double, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use serde::Serialize;
@@ -61,32 +62,9 @@ pub struct OutboxStatus {
 const DEAD_LISTED: i64 = 100;
 
 pub fn outbox_status(conn: &mut PgConnection) -> QueryResult<OutboxStatus> {
-    let destinations = diesel::sql_query(
-        "SELECT dest.name AS destination, \
-                count(d.outbox_id) FILTER (WHERE d.status = 'pending') AS pending, \
-                count(d.outbox_id) FILTER (WHERE d.status = 'pending' AND d.next_attempt_at <= now() \
-                    AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= now())) AS due, \
-                count(d.outbox_id) FILTER (WHERE d.status = 'pending' AND d.last_error IS NOT NULL) AS in_retry, \
-                count(d.outbox_id) FILTER (WHERE d.status = 'pending' AND d.lease_expires_at > now()) AS in_flight, \
-                count(d.outbox_id) FILTER (WHERE d.status = 'dead') AS dead, \
-                extract(epoch FROM now() - min(o.created_at) FILTER (WHERE d.status = 'pending'))::float8 \
-                    AS oldest_pending_age_seconds \
-         FROM outbox_destinations dest \
-         LEFT JOIN outbox_deliveries d ON d.destination = dest.name \
-         LEFT JOIN outbox o ON o.id = d.outbox_id \
-         GROUP BY dest.name ORDER BY dest.name",
-    )
+    let destinations = cached_sql(include_str!("admin/destination_status.sql"))
     .load(conn)?;
-    let dead = diesel::sql_query(
-        "SELECT d.outbox_id, d.destination, o.event_id, o.event_type, d.aggregate_type, d.aggregate_id, \
-                d.attempts, d.last_error, \
-                (SELECT count(*) FROM outbox_deliveries later \
-                  WHERE later.destination = d.destination AND later.aggregate_type = d.aggregate_type \
-                    AND later.aggregate_id = d.aggregate_id AND later.outbox_id > d.outbox_id \
-                    AND later.status = 'pending') AS blocked_events \
-         FROM outbox_deliveries d JOIN outbox o ON o.id = d.outbox_id \
-         WHERE d.status = 'dead' ORDER BY d.outbox_id LIMIT $1",
-    )
+    let dead = cached_sql(include_str!("admin/dead_deliveries.sql"))
     .bind::<BigInt, _>(DEAD_LISTED)
     .load(conn)?;
     Ok(OutboxStatus { destinations, dead })
@@ -119,12 +97,7 @@ const LATEST_SCANNED: i64 = 10_000;
 /// among the last `LATEST_SCANNED` events: `sent_at` is not indexed, so the walk back along
 /// the primary key is bounded for when a destination is down and the newest are all unsent.
 pub fn latest_sent(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<SentEvent>> {
-    diesel::sql_query(
-        "SELECT id AS outbox_id, event_id, event_type, aggregate_type, aggregate_id, created_at, sent_at \
-         FROM outbox \
-         WHERE sent_at IS NOT NULL AND id > (SELECT coalesce(max(id), 0) - $2 FROM outbox) \
-         ORDER BY id DESC LIMIT $1",
-    )
+    cached_sql(include_str!("admin/latest_sent.sql"))
     .bind::<BigInt, _>(limit)
     .bind::<BigInt, _>(LATEST_SCANNED)
     .load(conn)
@@ -134,12 +107,7 @@ pub fn latest_sent(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<SentE
 /// and wakes the relays. The event keeps its id, so receivers still deduplicate it. Returns
 /// how many deliveries were re-queued.
 pub fn replay_dead(conn: &mut PgConnection, outbox_id: Option<i64>) -> QueryResult<usize> {
-    let requeued = diesel::sql_query(
-        "UPDATE outbox_deliveries \
-         SET status = 'pending', attempts = 0, next_attempt_at = now(), \
-             lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL \
-         WHERE status = 'dead' AND ($1::bigint IS NULL OR outbox_id = $1)",
-    )
+    let requeued = cached_sql(include_str!("admin/replay_dead.sql"))
     .bind::<Nullable<BigInt>, _>(outbox_id)
     .execute(conn)?;
     if requeued > 0 {

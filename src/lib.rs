@@ -22,6 +22,5 @@ pub mod reservations;
 pub mod routes;
 pub mod settings;
 pub mod startup;
-pub mod taken_seats;
 pub mod trace;
 pub mod users;

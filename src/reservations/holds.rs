@@ -5,7 +5,7 @@
 use super::{cancel_reservation, hold_seat, CancelError, Cancellation, HoldError, Reservation};
 use crate::domain::EntityId;
 use crate::outbox::waker::WakeRelays;
-use crate::taken_seats::TakenSeats;
+use super::taken_seats::TakenSeats;
 use diesel::PgConnection;
 use std::sync::Arc;
 use std::time::Duration;

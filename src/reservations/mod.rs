@@ -2,6 +2,7 @@
 
 mod cancel;
 mod holds;
+mod taken_seats;
 pub use cancel::{cancel_reservation, CancelError, Cancellation};
 pub use holds::{Admitted, SeatHolds};
 

@@ -104,14 +104,6 @@ impl Relay {
         self
     }
 
-    pub fn owner(&self) -> &str {
-        &self.owner
-    }
-
-    pub fn config(&self) -> &RelayConfig {
-        &self.config
-    }
-
     /// Runs `work` with a pooled connection on the blocking pool.
     async fn with_db<T: Send + 'static>(
         &self,

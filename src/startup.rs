@@ -1,6 +1,7 @@
 //! Builds the runnable API server from a config. `main` and every test use this, so tests
 //! exercise the real wiring.
 
+use crate::app_state::AppState;
 use crate::config::ApiConfig;
 use crate::db;
 use crate::outbox::relay::Relay;
@@ -13,7 +14,6 @@ use tokio_util::sync::CancellationToken;
 use utoipa_actix_web::AppExt;
 
 /// Where `pages` finds it.
-pub use crate::app_state::AppState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {

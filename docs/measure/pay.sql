@@ -2,7 +2,7 @@
 -- one statement of payments::held::pay_held_reservation, which pays a payable reservation
 -- (lock, debit, confirm, payment, ledger row, outbox event) in one autocommit round trip.
 -- Not measured: the seat pick and the hold (autocommit) that create the reservation to pay.
--- Not run: the full transaction (payments::pay_in_one_transaction), which runs only when this
+-- Not run: the full transaction (payments::check_then_pay_under_lock), which runs only when this
 -- statement writes nothing, and the relay wake-up, which the API sends from a background task.
 \set uid random(1, :users)
 SELECT nextval('bench_seat') AS seat, gen_random_uuid() AS eid \gset

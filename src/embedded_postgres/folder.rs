@@ -7,7 +7,10 @@ use std::process::{Command, Stdio};
 
 /// `root/postgres`, owned by the server user; or, when that user cannot enter it, one of its own
 /// ([`relocated_folder`]).
-pub(super) fn server_folder(root: &Path, run_as: Option<&str>) -> Result<ServerFolder, EmbeddedError> {
+pub(super) fn server_folder(
+    root: &Path,
+    run_as: Option<&str>,
+) -> Result<ServerFolder, EmbeddedError> {
     let folder_error = |path: &Path| {
         let path = path.display().to_string();
         move |source| EmbeddedError::Folder { path, source }
@@ -119,7 +122,6 @@ fn fingerprint(path: &Path) -> u64 {
             (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
         })
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -7,8 +7,8 @@ use super::session::{self, Session, LOGIN_COOKIE, SESSION_COOKIE};
 use super::{html, problem_page};
 use crate::auth::is_admin_token;
 use crate::outbox::admin::{latest_sent, outbox_status, replay_dead, OutboxStatus, SentEvent};
-use crate::routes::with_db;
-use crate::startup::AppState;
+use crate::blocking::with_db;
+use crate::app_state::AppState;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
@@ -65,7 +65,11 @@ pub struct Notice {
 
 impl Notice {
     fn text(&self) -> Option<(bool, String)> {
-        let count: usize = self.count.as_deref().and_then(|c| c.parse().ok()).unwrap_or(0);
+        let count: usize = self
+            .count
+            .as_deref()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
         let id: Option<i64> = self.id.as_deref().and_then(|i| i.parse().ok());
         let plural = if count == 1 { "delivery" } else { "deliveries" };
         Some(match (self.notice.as_deref()?, id) {
@@ -259,7 +263,11 @@ fn refusal(req: &HttpRequest, state: &AppState, csrf: &str) -> Option<HttpRespon
     None
 }
 
-fn login_form(status: StatusCode, problem: Option<&'static str>, notice: Option<Notice>) -> HttpResponse {
+fn login_form(
+    status: StatusCode,
+    problem: Option<&'static str>,
+    notice: Option<Notice>,
+) -> HttpResponse {
     let nonce = session::new_login_nonce();
     let page = LoginPage {
         csrf: nonce.clone(),

@@ -3,8 +3,8 @@
 
 use crate::concerts::{list_concerts, list_seats, ConcertListing, SeatView};
 use crate::error::ApiError;
-use crate::routes::with_db;
-use crate::startup::AppState;
+use crate::blocking::with_db;
+use crate::app_state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use askama::Template;

@@ -176,7 +176,10 @@ mod tests {
         assert!(accepts_login_csrf(&nonce, &nonce));
         assert!(!accepts_login_csrf(&nonce, &new_login_nonce()));
         assert!(!accepts_login_csrf("", ""));
-        assert!(!login_cookie(&nonce).value().contains('.'), "a bare random value, no MAC");
+        assert!(
+            !login_cookie(&nonce).value().contains('.'),
+            "a bare random value, no MAC"
+        );
     }
 
     #[test]

@@ -18,7 +18,8 @@ use utoipa_actix_web::service_config::ServiceConfig;
 /// Largest request body accepted anywhere.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-pub use crate::blocking::with_db;
+// For the handlers below; other modules take it from `blocking`.
+use crate::blocking::with_db;
 pub use docs::{api_doc, serve_document, ErrorBody};
 
 /// Registers every route. Routes go through `service(...)` with `#[utoipa::path]` handlers, so

@@ -139,10 +139,14 @@ impl Browser {
 
     /// Waits until the visible text of `css` is exactly `text`.
     pub async fn wait_for_exact_text(&self, css: &str, text: &str) {
-        eventually(&format!("exactly {text:?} in {css}"), Duration::from_secs(20), || async {
-            let element = self.client.find(Locator::Css(css)).await.ok()?;
-            (element.text().await.ok()? == text).then_some(())
-        })
+        eventually(
+            &format!("exactly {text:?} in {css}"),
+            Duration::from_secs(20),
+            || async {
+                let element = self.client.find(Locator::Css(css)).await.ok()?;
+                (element.text().await.ok()? == text).then_some(())
+            },
+        )
         .await
     }
 

@@ -12,6 +12,29 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// POSTs `form` to `path`, with the session cookie when one is given.
+async fn post_form(
+    app: &TestApp,
+    path: &str,
+    cookie: Option<&str>,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut request = client().post(app.url(path)).form(form);
+    if let Some(cookie) = cookie {
+        request = request.header(COOKIE, cookie);
+    }
+    request.send().await.unwrap()
+}
+
+/// GETs `path`, with the session cookie when one is given.
+async fn get(app: &TestApp, path: &str, cookie: Option<&str>) -> reqwest::Response {
+    let mut request = client().get(app.url(path));
+    if let Some(cookie) = cookie {
+        request = request.header(COOKIE, cookie);
+    }
+    request.send().await.unwrap()
+}
+
 /// `name=value` of the `Set-Cookie` for `name`, with its attributes.
 fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
     response
@@ -105,12 +128,13 @@ async fn logging_in_takes_the_admin_token_and_leaves_a_secure_http_only_strict_c
 #[tokio::test]
 async fn a_login_without_the_forms_csrf_token_is_refused_even_with_the_right_admin_token() {
     let app = spawn_app().await;
-    let forged = client()
-        .post(app.url("/admin/login"))
-        .form(&[("token", app.admin_token.as_str()), ("csrf", "00")])
-        .send()
-        .await
-        .unwrap();
+    let forged = post_form(
+        &app,
+        "/admin/login",
+        None,
+        &[("token", app.admin_token.as_str()), ("csrf", "00")],
+    )
+    .await;
     assert_eq!(forged.status(), 403);
     assert!(set_cookie(&forged, "concert_admin").is_none());
 }
@@ -120,13 +144,13 @@ async fn an_action_without_the_sessions_csrf_token_changes_nothing() {
     let app = spawn_app().await;
     let (session, csrf) = log_in(&app).await;
     for wrong in ["", "00", &csrf[..csrf.len() - 2]] {
-        let forged = client()
-            .post(app.url("/admin/replay"))
-            .header(COOKIE, &session)
-            .form(&[("outbox_id", "all"), ("csrf", wrong)])
-            .send()
-            .await
-            .unwrap();
+        let forged = post_form(
+            &app,
+            "/admin/replay",
+            Some(&session),
+            &[("outbox_id", "all"), ("csrf", wrong)],
+        )
+        .await;
         assert_eq!(forged.status(), 403);
         assert!(forged
             .text()
@@ -135,12 +159,13 @@ async fn an_action_without_the_sessions_csrf_token_changes_nothing() {
             .contains("Reload the dashboard"));
     }
     // Without a session, the right-looking form is refused too.
-    let anonymous = client()
-        .post(app.url("/admin/replay"))
-        .form(&[("outbox_id", "all"), ("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let anonymous = post_form(
+        &app,
+        "/admin/replay",
+        None,
+        &[("outbox_id", "all"), ("csrf", csrf.as_str())],
+    )
+    .await;
     assert_eq!(anonymous.status(), 401);
 }
 
@@ -148,21 +173,17 @@ async fn an_action_without_the_sessions_csrf_token_changes_nothing() {
 async fn a_replay_that_finds_nothing_dead_says_so_on_the_page() {
     let app = spawn_app().await;
     let (session, csrf) = log_in(&app).await;
-    let replayed = client()
-        .post(app.url("/admin/replay"))
-        .header(COOKIE, &session)
-        .form(&[("outbox_id", "999"), ("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let replayed = post_form(
+        &app,
+        "/admin/replay",
+        Some(&session),
+        &[("outbox_id", "999"), ("csrf", csrf.as_str())],
+    )
+    .await;
     assert_eq!(replayed.status(), 303);
     let location = replayed.headers()[LOCATION].to_str().unwrap().to_owned();
-    let page = client()
-        .get(app.url(&location))
-        .header(COOKIE, &session)
-        .send()
+    let page = get(&app, &location, Some(&session))
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -175,9 +196,9 @@ async fn a_replay_that_finds_nothing_dead_says_so_on_the_page() {
 #[tokio::test]
 async fn the_panel_and_the_dashboard_need_a_session_and_a_changed_admin_token_ends_it() {
     let app = spawn_app().await;
-    let anonymous = client().get(app.url("/admin/panel")).send().await.unwrap();
+    let anonymous = get(&app, "/admin/panel", None).await;
     assert_eq!(anonymous.status(), 401);
-    let login = client().get(app.url("/admin")).send().await.unwrap();
+    let login = get(&app, "/admin", None).await;
     assert!(
         login.text().await.unwrap().contains("name=\"token\""),
         "the login form"
@@ -186,19 +207,14 @@ async fn the_panel_and_the_dashboard_need_a_session_and_a_changed_admin_token_en
     // A session signed with another server's admin token is worth nothing here.
     let other = spawn_app().await;
     let (foreign_session, _) = log_in(&other).await;
-    let refused = client()
-        .get(app.url("/admin/panel"))
-        .header(COOKIE, &foreign_session)
-        .send()
-        .await
-        .unwrap();
+    let refused = get(&app, "/admin/panel", Some(&foreign_session)).await;
     assert_eq!(refused.status(), 401);
 }
 
 #[tokio::test]
 async fn the_pages_come_with_their_assets_and_a_strict_content_security_policy() {
     let app = spawn_app().await;
-    let page = client().get(app.url("/")).send().await.unwrap();
+    let page = get(&app, "/", None).await;
     assert_eq!(page.status(), 200);
     let policy = page.headers()["content-security-policy"]
         .to_str()
@@ -212,18 +228,14 @@ async fn the_pages_come_with_their_assets_and_a_strict_content_security_policy()
         ("/assets/admin.js", "text/javascript"),
         ("/assets/style.css", "text/css"),
     ] {
-        let response = client().get(app.url(asset)).send().await.unwrap();
+        let response = get(&app, asset, None).await;
         assert_eq!(response.status(), 200, "{asset}");
         assert!(response.headers()["content-type"]
             .to_str()
             .unwrap()
             .starts_with(kind));
     }
-    let missing = client()
-        .get(app.url("/assets/nothing.js"))
-        .send()
-        .await
-        .unwrap();
+    let missing = get(&app, "/assets/nothing.js", None).await;
     assert_eq!(missing.status(), 404);
 }
 
@@ -231,18 +243,18 @@ async fn the_pages_come_with_their_assets_and_a_strict_content_security_policy()
 async fn logging_out_ends_the_session_and_says_so() {
     let app = spawn_app().await;
     let (session, csrf) = log_in(&app).await;
-    let out = client()
-        .post(app.url("/admin/logout"))
-        .header(COOKIE, &session)
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let out = post_form(
+        &app,
+        "/admin/logout",
+        Some(&session),
+        &[("csrf", csrf.as_str())],
+    )
+    .await;
     assert_eq!(out.status(), 303);
     let forgotten = set_cookie(&out, "concert_admin").expect("the cookie is cleared");
     assert!(forgotten.contains("Max-Age=0"), "{forgotten}");
     let location = out.headers()[LOCATION].to_str().unwrap().to_owned();
-    let page = client().get(app.url(&location)).send().await.unwrap();
+    let page = get(&app, &location, None).await;
     let html = page.text().await.unwrap();
     assert!(html.contains("Logged out."), "{html}");
     assert!(html.contains("name=\"token\""), "the login form again");
@@ -262,12 +274,8 @@ async fn text_from_the_data_platform_is_shown_as_text_never_as_markup() {
          last_error = 'HTTP 422: <img src=x onerror=alert(1)>'",
     );
     let (session, _) = log_in(&app).await;
-    let panel = client()
-        .get(app.url("/admin/panel"))
-        .header(COOKIE, &session)
-        .send()
+    let panel = get(&app, "/admin/panel", Some(&session))
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -282,17 +290,9 @@ async fn text_from_the_data_platform_is_shown_as_text_never_as_markup() {
 #[tokio::test]
 async fn a_mangled_address_gets_a_page_not_a_bare_error() {
     let app = spawn_app().await;
-    let lenient = client()
-        .get(app.url("/admin?notice=replayed&count=x&id=1.5"))
-        .send()
-        .await
-        .unwrap();
+    let lenient = get(&app, "/admin?notice=replayed&count=x&id=1.5", None).await;
     assert_eq!(lenient.status(), 200, "a mangled notice shows the page");
-    let duplicated = client()
-        .get(app.url("/?schedule=1&schedule=2"))
-        .send()
-        .await
-        .unwrap();
+    let duplicated = get(&app, "/?schedule=1&schedule=2", None).await;
     assert_eq!(duplicated.status(), 400);
     assert!(duplicated.headers()["content-type"]
         .to_str()

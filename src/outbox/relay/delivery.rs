@@ -54,18 +54,37 @@ enum Body<'a> {
 pub fn render(format: BodyFormat, delivery: &ClaimedDelivery) -> Rendered<'_> {
     match format {
         BodyFormat::Event => Rendered::Payload(&delivery.payload),
-        BodyFormat::NotifierMessage => Rendered::Built(json!({
-            "event_id": delivery.event_id,
-            "user_id": delivery.payload["user_id"],
-            "reservation_id": delivery.aggregate_id,
-            "message": notifier_message(delivery),
-        })),
+        BodyFormat::NotifierMessage => {
+            let facts = NoticeFacts::read(&delivery.payload);
+            Rendered::Built(json!({
+                "event_id": delivery.event_id,
+                "user_id": facts.user_id,
+                "reservation_id": delivery.aggregate_id,
+                "message": notifier_message(delivery, &facts),
+            }))
+        }
     }
 }
 
-fn notifier_message(delivery: &ClaimedDelivery) -> String {
-    let amount = &delivery.payload["amount"];
-    let seat = &delivery.payload["seat_no"];
+/// The fields of an event's payload that the user notifier's message is made of, read as
+/// typed values instead of looked up by key. A payload without one (never one the payment
+/// or the refund wrote) gives `None`, shown as it was before: JSON `null`.
+#[derive(Debug, Default, serde::Deserialize)]
+struct NoticeFacts {
+    user_id: Option<i64>,
+    seat_no: Option<i64>,
+    amount: Option<i64>,
+}
+
+impl NoticeFacts {
+    fn read(payload: &Value) -> NoticeFacts {
+        serde::Deserialize::deserialize(payload).unwrap_or_default()
+    }
+}
+
+fn notifier_message(delivery: &ClaimedDelivery, facts: &NoticeFacts) -> String {
+    let shown = |value: Option<i64>| value.map_or_else(|| "null".to_string(), |v| v.to_string());
+    let (amount, seat) = (shown(facts.amount), shown(facts.seat_no));
     match delivery.event_type.as_str() {
         crate::outbox::events::RESERVATION_CANCELLED => format!(
             "Reservation {} for seat {seat} was cancelled; {amount} points were refunded.",
@@ -166,6 +185,41 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn delivery(event_type: &str, payload: Value) -> ClaimedDelivery {
+        ClaimedDelivery {
+            outbox_id: 1,
+            attempts: 1,
+            event_id: uuid::Uuid::nil(),
+            event_type: event_type.into(),
+            aggregate_id: 42,
+            payload,
+            trace_context: None,
+            created_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn the_notifier_gets_the_user_and_a_message_read_from_the_typed_payload() {
+        let paid = delivery(
+            crate::outbox::events::RESERVATION_CONFIRMED,
+            json!({"user_id": 3, "seat_no": 7, "amount": 1000, "concert_id": 1}),
+        );
+        let body = serde_json::to_value(render(BodyFormat::NotifierMessage, &paid)).unwrap();
+        assert_eq!(body["user_id"], 3);
+        assert_eq!(body["reservation_id"], 42);
+        assert_eq!(
+            body["message"],
+            "Payment of 1000 points completed: seat 7 is yours (reservation 42)."
+        );
+        let cancelled = delivery(crate::outbox::events::RESERVATION_CANCELLED, json!({}));
+        let body = serde_json::to_value(render(BodyFormat::NotifierMessage, &cancelled)).unwrap();
+        assert_eq!(body["user_id"], Value::Null);
+        assert_eq!(
+            body["message"],
+            "Reservation 42 for seat null was cancelled; null points were refunded."
+        );
+    }
 
     #[test]
     fn answers_are_classified_as_the_contract_says() {

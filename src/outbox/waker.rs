@@ -51,6 +51,13 @@ impl RelayWaker {
         }
     }
 
+    /// Whether a wake-up is still waiting for the task to take it: false once every wake-up
+    /// so far is answered by a NOTIFY that has started (or is about to). For health checks
+    /// and tests that must know the task has taken a wake-up.
+    pub fn has_unanswered_wake_up(&self) -> bool {
+        self.inner.pending.load(Ordering::Acquire)
+    }
+
     /// Ends the background task and returns once it has ended. A wake-up asked for before
     /// the call is still answered; later ones are not (polling covers them), so call it once
     /// the server has stopped answering requests.

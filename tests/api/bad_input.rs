@@ -236,7 +236,14 @@ async fn bad_ids_in_paths_and_headers_are_4xx_with_the_error_shape() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 400);
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    assert_error(
+        "overlong Idempotency-Key",
+        &(status, body),
+        400,
+        "validation_failed",
+    );
 }
 
 #[tokio::test]

@@ -59,8 +59,17 @@ async fn wake_ups_during_a_notification_are_answered_by_exactly_one_more() {
     let busy = pool.get().unwrap();
     let waker = RelayWaker::spawn(pool);
     waker.wake();
-    // Gives the waker's task time to take the first wake-up and wait for the connection.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The task has taken the first wake-up once it is no longer pending; it then waits for
+    // the connection.
+    crate::helpers::eventually(
+        "the waker to take the first wake-up",
+        Duration::from_secs(10),
+        || {
+            let taken = !waker.has_unanswered_wake_up();
+            async move { taken.then_some(()) }
+        },
+    )
+    .await;
     let burst: Vec<_> = (0..4)
         .map(|thread| {
             let waker = waker.clone();

@@ -62,11 +62,10 @@ pub struct OutboxStatus {
 const DEAD_LISTED: i64 = 100;
 
 pub fn outbox_status(conn: &mut PgConnection) -> QueryResult<OutboxStatus> {
-    let destinations = cached_sql(include_str!("admin/destination_status.sql"))
-    .load(conn)?;
+    let destinations = cached_sql(include_str!("admin/destination_status.sql")).load(conn)?;
     let dead = cached_sql(include_str!("admin/dead_deliveries.sql"))
-    .bind::<BigInt, _>(DEAD_LISTED)
-    .load(conn)?;
+        .bind::<BigInt, _>(DEAD_LISTED)
+        .load(conn)?;
     Ok(OutboxStatus { destinations, dead })
 }
 
@@ -98,9 +97,9 @@ const LATEST_SCANNED: i64 = 10_000;
 /// the primary key is bounded for when a destination is down and the newest are all unsent.
 pub fn latest_sent(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<SentEvent>> {
     cached_sql(include_str!("admin/latest_sent.sql"))
-    .bind::<BigInt, _>(limit)
-    .bind::<BigInt, _>(LATEST_SCANNED)
-    .load(conn)
+        .bind::<BigInt, _>(limit)
+        .bind::<BigInt, _>(LATEST_SCANNED)
+        .load(conn)
 }
 
 /// Re-queues dead deliveries (all of them, or those of event `outbox_id`) with fresh attempts
@@ -108,8 +107,8 @@ pub fn latest_sent(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<SentE
 /// how many deliveries were re-queued.
 pub fn replay_dead(conn: &mut PgConnection, outbox_id: Option<i64>) -> QueryResult<usize> {
     let requeued = cached_sql(include_str!("admin/replay_dead.sql"))
-    .bind::<Nullable<BigInt>, _>(outbox_id)
-    .execute(conn)?;
+        .bind::<Nullable<BigInt>, _>(outbox_id)
+        .execute(conn)?;
     if requeued > 0 {
         super::wake_relays(conn);
     }

@@ -5,10 +5,10 @@
 use super::chart::{self, LatencyChart};
 use super::session::{self, Session, LOGIN_COOKIE, SESSION_COOKIE};
 use super::{html, problem_page};
-use crate::auth::is_admin_token;
-use crate::outbox::admin::{latest_sent, outbox_status, replay_dead, OutboxStatus, SentEvent};
-use crate::blocking::with_db;
 use crate::app_state::AppState;
+use crate::auth::is_admin_token;
+use crate::blocking::with_db;
+use crate::outbox::admin::{latest_sent, outbox_status, replay_dead, OutboxStatus, SentEvent};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;

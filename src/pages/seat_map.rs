@@ -1,10 +1,10 @@
 //! `/`: the seat map of one date of one concert, rendered with the seats' state now; its
 //! script then keeps the grid fresh and holds, pays and cancels through the JSON API.
 
+use crate::app_state::AppState;
+use crate::blocking::with_db;
 use crate::concerts::{list_concerts, list_seats, ConcertListing, SeatView};
 use crate::error::ApiError;
-use crate::blocking::with_db;
-use crate::app_state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use askama::Template;

@@ -2,10 +2,10 @@
 //! statement that keep a sale opening from taking every connection, answer its losers from
 //! memory, and wake the relays after a refund.
 
+use super::taken_seats::TakenSeats;
 use super::{cancel_reservation, hold_seat, CancelError, Cancellation, HoldError, Reservation};
 use crate::domain::EntityId;
 use crate::outbox::waker::WakeRelays;
-use super::taken_seats::TakenSeats;
 use diesel::PgConnection;
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! Cancelling: the compensation of a payment, in one transaction, and its event after the
 //! confirmation's at the platform.
-use crate::delivery_helpers::{relay_settings, wait_until_all_sent, MockPlatform};
+use crate::delivery_helpers::{
+    in_process_relay, relay_settings, wait_until_all_sent, MockPlatform,
+};
 use crate::helpers::{error_code, eventually, spawn_app, spawn_app_with, TestApp, TestUser};
 use diesel::RunQueryDsl;
 use serde_json::{json, Value};
@@ -242,12 +244,7 @@ async fn the_platform_always_gets_the_cancellation_after_the_confirmation() {
         .set_faults(serde_json::json!({"fail_rate": 0.3}))
         .await;
     let settings = relay_settings(&platform.url);
-    let mut overrides: Vec<(&str, &str)> = settings
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    overrides.push(("RELAY_IN_PROCESS", "true"));
-    let app = spawn_app_with(&overrides).await;
+    let app = spawn_app_with(&in_process_relay(&settings)).await;
     let schedule = app.create_schedule(15, 100).await;
     let user = app.create_user(10_000).await;
     let mut reservations = Vec::new();

@@ -9,16 +9,6 @@ use std::time::Duration;
 
 const DRAIN: Duration = Duration::from_secs(60);
 
-/// Overrides for an API that runs the relay in its own process.
-fn in_process_relay(settings: &[(String, String)]) -> Vec<(&str, &str)> {
-    let mut overrides: Vec<(&str, &str)> = settings
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    overrides.push(("RELAY_IN_PROCESS", "true"));
-    overrides
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_confirmed_payment_reaches_both_destinations_and_rows_end_up_sent() {
     let platform = MockPlatform::start().await;

@@ -128,6 +128,25 @@ pub fn relay_settings(platform_url: &str) -> Vec<(String, String)> {
     .collect()
 }
 
+/// Overrides for an API that runs the relay in its own process, with `settings`.
+pub fn in_process_relay(settings: &[(String, String)]) -> Vec<(&str, &str)> {
+    let mut overrides: Vec<(&str, &str)> = settings
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    overrides.push(("RELAY_IN_PROCESS", "true"));
+    overrides
+}
+
+/// The value of the `/metrics` sample whose line starts with `prefix` (name plus labels), or 0.
+pub fn sample(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .find(|line| line.starts_with(prefix))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// A real `outbox-relay` process.
 pub struct RelayProcess {
     child: Child,

@@ -1,6 +1,8 @@
 //! Operators' view: metrics move as work happens, requests carry ids, traces reach the
 //! platform, and the outbox admin routes show and replay dead deliveries.
-use crate::delivery_helpers::{relay_settings, wait_until_all_sent, MockPlatform};
+use crate::delivery_helpers::{
+    in_process_relay, relay_settings, sample, wait_until_all_sent, MockPlatform,
+};
 use crate::helpers::{spawn_app, spawn_app_with, TestApp};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -9,15 +11,6 @@ async fn metrics_text(app: &TestApp) -> String {
     let response = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(response.status(), 200);
     response.text().await.unwrap()
-}
-
-/// The value of the sample whose line starts with `prefix` (name plus labels), or 0.
-fn sample(text: &str, prefix: &str) -> f64 {
-    text.lines()
-        .find(|line| line.starts_with(prefix))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
 }
 
 #[tokio::test]
@@ -51,12 +44,7 @@ async fn a_payments_trace_context_arrives_at_the_platform_with_its_request_id_re
     let platform = MockPlatform::start().await;
     let mut settings = relay_settings(&platform.url);
     settings.push(("DATA_PLATFORM_BATCH".into(), "false".into()));
-    let mut overrides: Vec<(&str, &str)> = settings
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    overrides.push(("RELAY_IN_PROCESS", "true"));
-    let app = spawn_app_with(&overrides).await;
+    let app = spawn_app_with(&in_process_relay(&settings)).await;
     let schedule = app.create_schedule(1, 100).await;
     let seat = app.seat_ids(schedule).await[0];
     let user = app.create_user(1_000).await;

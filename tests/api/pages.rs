@@ -2,7 +2,7 @@
 //! user to a paid seat whose event reaches the platform, and the dashboard from its login to a
 //! dead delivery replayed and delivered.
 use crate::browser::Browser;
-use crate::delivery_helpers::{relay_settings, MockPlatform};
+use crate::delivery_helpers::{in_process_relay, relay_settings, MockPlatform};
 use crate::helpers::{eventually, spawn_app_with, TestApp, TestUser};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -10,11 +10,7 @@ use std::time::Duration;
 async fn app_with_platform(extra: &[(&str, &str)]) -> (TestApp, MockPlatform) {
     let platform = MockPlatform::start().await;
     let settings = relay_settings(&platform.url);
-    let mut overrides: Vec<(&str, &str)> = settings
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    overrides.push(("RELAY_IN_PROCESS", "true"));
+    let mut overrides = in_process_relay(&settings);
     overrides.extend_from_slice(extra);
     (spawn_app_with(&overrides).await, platform)
 }

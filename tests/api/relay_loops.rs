@@ -83,15 +83,6 @@ fn serve_relay_metrics(pool: concert_outbox::db::DbPool) -> String {
     url
 }
 
-/// The value of the sample whose line starts with `prefix` (name plus labels), or 0.
-fn sample(text: &str, prefix: &str) -> f64 {
-    text.lines()
-        .find(|line| line.starts_with(prefix))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_destination_loop_that_panics_is_restarted_and_its_destination_still_gets_every_event() {
     let _ = env_logger::builder().is_test(true).try_init();

@@ -23,14 +23,14 @@ struct LoginPage {
     csrf: String,
     problem: Option<&'static str>,
     /// What the last action did ("Logged out."), shown above the form.
-    notice: Option<Notice>,
+    notice: Option<Shown>,
 }
 
 #[derive(Template)]
 #[template(path = "admin.html")]
 struct DashboardPage {
     panel: Panel,
-    notice: Option<Notice>,
+    notice: Option<Shown>,
 }
 
 #[derive(Template)]
@@ -54,6 +54,12 @@ struct LatestRow {
     latency: String,
 }
 
+/// A notice as the page shows it.
+struct Shown {
+    good: bool,
+    message: String,
+}
+
 /// What the last action did, carried across the redirect that follows it.
 /// Every field is text read leniently: a mangled link shows the dashboard, not an error.
 #[derive(Debug, Clone, Deserialize)]
@@ -64,7 +70,8 @@ pub struct Notice {
 }
 
 impl Notice {
-    fn text(&self) -> Option<(bool, String)> {
+    /// The notice to show, if the link names one this page knows.
+    fn shown(&self) -> Option<Shown> {
         let count: usize = self
             .count
             .as_deref()
@@ -83,14 +90,7 @@ impl Notice {
             ("logged_out", _) => (true, "Logged out.".into()),
             _ => return None,
         })
-    }
-
-    fn is_good(&self) -> bool {
-        self.text().is_some_and(|(good, _)| good)
-    }
-
-    fn message(&self) -> String {
-        self.text().map(|(_, text)| text).unwrap_or_default()
+        .map(|(good, message)| Shown { good, message })
     }
 }
 
@@ -99,8 +99,7 @@ pub async fn dashboard(
     state: web::Data<AppState>,
     notice: web::Query<Notice>,
 ) -> HttpResponse {
-    let notice = notice.into_inner();
-    let notice = notice.text().is_some().then_some(notice);
+    let notice = notice.shown();
     let Some(session) = current_session(&req, &state) else {
         return login_form(StatusCode::OK, None, notice);
     };
@@ -266,7 +265,7 @@ fn refusal(req: &HttpRequest, state: &AppState, csrf: &str) -> Option<HttpRespon
 fn login_form(
     status: StatusCode,
     problem: Option<&'static str>,
-    notice: Option<Notice>,
+    notice: Option<Shown>,
 ) -> HttpResponse {
     let nonce = session::new_login_nonce();
     let page = LoginPage {

@@ -19,23 +19,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
         web::FormConfig::default()
             .limit(MAX_FORM_BYTES)
-            .error_handler(|error, _| {
-                let message = format!("The form could not be read: {error}.");
-                actix_web::error::InternalError::from_response(
-                    error,
-                    problem_page(StatusCode::BAD_REQUEST, &message),
-                )
-                .into()
-            }),
+            .error_handler(|error, _| unreadable("The form", error)),
     )
-    .app_data(web::QueryConfig::default().error_handler(|error, _| {
-        let message = format!("The address could not be read: {error}.");
-        actix_web::error::InternalError::from_response(
-            error,
-            problem_page(StatusCode::BAD_REQUEST, &message),
-        )
-        .into()
-    }))
+    .app_data(
+        web::QueryConfig::default().error_handler(|error, _| unreadable("The address", error)),
+    )
     .service(web::resource("/").route(web::get().to(seat_map::page)))
     .service(web::resource("/assets/{name}").route(web::get().to(asset)))
     .service(web::resource("/admin").route(web::get().to(admin::dashboard)))
@@ -43,6 +31,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/admin/login").route(web::post().to(admin::login)))
     .service(web::resource("/admin/logout").route(web::post().to(admin::logout)))
     .service(web::resource("/admin/replay").route(web::post().to(admin::replay)));
+}
+
+/// A form or query string the extractor could not read, answered as a page that says so.
+fn unreadable(what: &str, error: impl actix_web::ResponseError + 'static) -> actix_web::Error {
+    let message = format!("{what} could not be read: {error}.");
+    actix_web::error::InternalError::from_response(
+        error,
+        problem_page(StatusCode::BAD_REQUEST, &message),
+    )
+    .into()
 }
 
 /// The pages' script and style, compiled in: nothing is fetched from anywhere else.

@@ -2,8 +2,8 @@
 
 use crate::config::Secret;
 use crate::db::DbPool;
-use crate::outbox::waker::RelayWaker;
 use crate::reservations::SeatHolds;
+use pg_outbox::waker::RelayWaker;
 
 pub struct AppState {
     pub pool: DbPool,

@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::settings::Settings;
-pub use crate::settings::{ConfigError, Secret};
+use pg_outbox::settings::Settings;
+pub use pg_outbox::settings::{ConfigError, Secret};
 
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
@@ -17,8 +17,9 @@ pub struct ApiConfig {
     /// Holds running at once; the rest of the pool stays free for payments (see
     /// `reservations::SeatHolds`).
     pub hold_concurrency: u32,
-    /// The relay's settings when it runs inside the API process (`RELAY_IN_PROCESS=true`).
-    pub relay: Option<crate::outbox::relay::config::RelayConfig>,
+    /// The relay's settings and destinations when it runs inside the API process
+    /// (`RELAY_IN_PROCESS=true`).
+    pub relay: Option<crate::outbox::RelaySettings>,
 }
 
 impl ApiConfig {
@@ -53,9 +54,7 @@ impl ApiConfig {
         }
         let relay_in_process: bool = env.parsed_or("RELAY_IN_PROCESS", false)?;
         let relay = match relay_in_process {
-            true => Some(crate::outbox::relay::config::RelayConfig::from_lookup(
-                &lookup,
-            )?),
+            true => Some(crate::outbox::RelaySettings::from_lookup(&lookup)?),
             false => None,
         };
         Ok(ApiConfig {

@@ -125,16 +125,7 @@ fn method_list(methods: &[Method]) -> String {
 }
 
 /// `outer: inner: innermost`, for logs.
-pub fn cause_chain(error: &dyn StdError) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub use pg_outbox::error::cause_chain;
 
 impl From<crate::domain::InvalidInput> for ApiError {
     fn from(error: crate::domain::InvalidInput) -> Self {

@@ -4,16 +4,14 @@
 use crate::app_state::AppState;
 use crate::config::ApiConfig;
 use crate::db;
-use crate::outbox::relay::Relay;
-use crate::outbox::waker::RelayWaker;
 use crate::reservations::SeatHolds;
 use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
+use pg_outbox::relay::Relay;
+use pg_outbox::waker::RelayWaker;
 use std::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use utoipa_actix_web::AppExt;
-
-/// Where `pages` finds it.
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -22,7 +20,7 @@ pub enum StartupError {
     #[error(transparent)]
     Migration(#[from] db::MigrationError),
     #[error("cannot start the in-process relay")]
-    Relay(#[from] crate::outbox::relay::RelayError),
+    Relay(#[from] crate::outbox::StartRelayError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error("cannot bind the listening socket")]
@@ -79,11 +77,8 @@ impl Application {
             config.bind_addr.ip()
         );
         let relay = match config.relay {
-            Some(relay_config) => {
-                // Its own pool, so delivery never competes with payments for connections.
-                let relay_pool = relay_config.build_pool()?;
-                Some(Relay::new(relay_config, relay_pool)?)
-            }
+            // Its own pool, so delivery never competes with payments for connections.
+            Some(settings) => Some(settings.start_relay(settings.build_pool()?).await?),
             None => None,
         };
         Ok(Application {

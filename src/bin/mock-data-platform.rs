@@ -1,7 +1,8 @@
-//! `mock-data-platform --bind 127.0.0.1:9090`: the stand-in data platform.
+//! `mock-data-platform --bind 127.0.0.1:9090 [--nats-url nats://127.0.0.1:4222]`: the
+//! stand-in data platform, over HTTP and, with `--nats-url`, as a JetStream consumer.
 
 use clap::Parser;
-use concert_outbox::mock_platform::{self, Faults, MockPlatformConfig};
+use mock_platform::{Faults, JetStreamSource, MockPlatformConfig};
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,6 +25,16 @@ struct Args {
     /// Append every accepted event to this file as JSON lines.
     #[arg(long)]
     log: Option<PathBuf>,
+    /// Also consume the events stream from these NATS servers (comma-separated), through a
+    /// durable pull consumer; shown under `jetstream` in `GET /received`.
+    #[arg(long, env = "NATS_URL", value_delimiter = ',')]
+    nats_url: Vec<String>,
+    /// The stream to consume.
+    #[arg(long, env = "NATS_STREAM", default_value = "CONCERT_EVENTS")]
+    nats_stream: String,
+    /// The durable consumer's name.
+    #[arg(long, default_value = "mock-data-platform")]
+    nats_durable: String,
 }
 
 #[actix_web::main]
@@ -51,6 +62,15 @@ async fn main() -> ExitCode {
         listener,
         faults,
         log_file: args.log,
+        jetstream: (!args.nats_url.is_empty()).then(|| JetStreamSource {
+            servers: args
+                .nats_url
+                .iter()
+                .map(|url| url.trim().to_owned())
+                .collect(),
+            stream: args.nats_stream,
+            durable: args.nats_durable,
+        }),
     };
     let server = match mock_platform::start(config) {
         Ok(server) => server,

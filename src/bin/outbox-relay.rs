@@ -8,15 +8,16 @@ use concert_outbox::config::Secret;
 use concert_outbox::db;
 use concert_outbox::error::cause_chain;
 use concert_outbox::outbox::metrics::relay_metrics_server;
-use concert_outbox::outbox::relay::config::RelayConfig;
-use concert_outbox::outbox::relay::Relay;
-use concert_outbox::outbox::{admin, leases};
+use concert_outbox::outbox::RelaySettings;
 use diesel::{Connection, PgConnection};
+use pg_outbox::{admin, leases};
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(about = "Delivers outbox events to the data platform and the notifier, at least once")]
+#[command(
+    about = "Delivers outbox events to the data platform, the notifier and (with NATS_URL) JetStream, at least once"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -49,6 +50,9 @@ struct RunFlags {
     data_platform_url: Option<String>,
     #[arg(long, env = "NOTIFY_URL")]
     notify_url: Option<String>,
+    /// NATS server URLs, comma-separated: also publish every event to JetStream.
+    #[arg(long, env = "NATS_URL")]
+    nats_url: Option<String>,
     #[arg(long, env = "RELAY_BATCH_SIZE")]
     batch_size: Option<String>,
     #[arg(long, env = "RELAY_CONCURRENCY")]
@@ -80,6 +84,7 @@ impl RunFlags {
             "DATABASE_URL" => &self.database_url,
             "DATA_PLATFORM_URL" => &self.data_platform_url,
             "NOTIFY_URL" => &self.notify_url,
+            "NATS_URL" => &self.nats_url,
             "RELAY_BATCH_SIZE" => &self.batch_size,
             "RELAY_CONCURRENCY" => &self.concurrency,
             "RELAY_WORKERS" => &self.workers,
@@ -102,7 +107,7 @@ async fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or_else(|| Command::Run(Box::default())) {
-        Command::Run(flags) => match RelayConfig::from_lookup(|name| flags.lookup(name)) {
+        Command::Run(flags) => match RelaySettings::from_lookup(|name| flags.lookup(name)) {
             Ok(config) => run(config, flags.metrics_addr).await,
             Err(error) => {
                 eprintln!("outbox-relay: configuration error: {error}");
@@ -122,11 +127,12 @@ async fn main() -> ExitCode {
 }
 
 async fn run(
-    config: RelayConfig,
+    settings: RelaySettings,
     metrics_addr: Option<std::net::SocketAddr>,
 ) -> Result<(), AnyError> {
-    let pool = config.build_pool()?;
+    let pool = settings.build_pool()?;
     db::migrate(&pool).await?;
+    let relay = settings.start_relay(pool.clone()).await?;
     let metrics = match metrics_addr {
         Some(addr) => {
             let server = relay_metrics_server(std::net::TcpListener::bind(addr)?, pool.clone())?;
@@ -137,7 +143,6 @@ async fn run(
         }
         None => None,
     };
-    let relay = Relay::new(config, pool)?;
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
     relay.run(shutdown).await?;

@@ -4,11 +4,12 @@
 //! One way, in this order of preference:
 //! 1. diesel's DSL, where it expresses the query (the schema in [`schema`] checks it at
 //!    compile time);
-//! 2. otherwise [`cached_sql::cached_sql`]: fixed text with `$n` placeholders and typed binds,
-//!    prepared once per connection and reused. A statement longer than a few lines lives in a
-//!    `.sql` file next to its module, included with `include_str!`, whose first comment names
-//!    every bind (`-- Binds: $1 reservation id, $2 user id.`, or `-- Binds: none.`); a test
-//!    (`sql_files`) checks that each file uses exactly the binds it names.
+//! 2. otherwise [`cached_sql::cached_sql`] (the `cached-sql` crate, which the outbox uses too):
+//!    fixed text with `$n` placeholders and typed binds, prepared once per connection and
+//!    reused. A statement longer than a few lines lives in a `.sql` file next to its module,
+//!    included with `include_str!`, whose first comment names every bind (`-- Binds: $1
+//!    reservation id, $2 user id.`, or `-- Binds: none.`); a test below checks that each file
+//!    uses exactly the binds it names.
 //!
 //! Rules about reservations (live, held within or past its hold, taking its seat, the state a
 //! reader sees, a seat's state) and the reservation event's JSON are SQL functions in the
@@ -19,19 +20,19 @@
 //! DATABASE` naming one, `EXPLAIN` in tests) and for one-off session commands (`LISTEN`),
 //! where a prepared statement kept for the connection's life buys nothing.
 
-pub mod cached_sql;
 pub mod schema;
-#[cfg(test)]
-mod sql_files;
 
+pub use cached_sql;
 use diesel::pg::PgConnection;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use std::time::Duration;
 
-pub type DbPool = Pool<ConnectionManager<PgConnection>>;
+pub use pg_outbox::db::DbPool;
 pub type DbConnection = PooledConnection<ConnectionManager<PgConnection>>;
 
+/// This service's own migrations; [`run_migrations`] runs them with the outbox's
+/// (`pg_outbox::MIGRATIONS`), in one pass ordered by version.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// How long a request waits for a free connection before it is told the service is busy.
@@ -42,41 +43,12 @@ const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
 /// connection that broke while idle (the server restarted) fails the one request that uses it,
 /// is seen as broken when it comes back (diesel checks libpq's status) and is replaced.
 pub fn build_pool(database_url: &str, size: u32) -> Result<DbPool, diesel::r2d2::PoolError> {
-    pool_builder(size).build(ConnectionManager::new(database_url))
-}
-
-/// A pool for the relay, whose connections commit without waiting for the WAL flush
-/// (`synchronous_commit = off`). Everything the relay writes is a lease, an acknowledgement or
-/// a retry schedule: if a PostgreSQL crash loses the last fraction of a second of them, the
-/// affected events are delivered again, which at-least-once delivery and the receivers'
-/// deduplication already allow. Nothing the service promises a user is written here, and no
-/// event can be lost this way: events are written by the payment, whose commits stay
-/// synchronous. Measured: one POST per event drained 9,300-10,400 events/s with synchronous
-/// commits and 13,300-13,600 without (README, Performance).
-pub fn build_relay_pool(database_url: &str, size: u32) -> Result<DbPool, diesel::r2d2::PoolError> {
-    pool_builder(size)
-        .connection_customizer(Box::new(SessionSettings("SET synchronous_commit = off")))
-        .build(ConnectionManager::new(database_url))
-}
-
-fn pool_builder(size: u32) -> diesel::r2d2::Builder<ConnectionManager<PgConnection>> {
     Pool::builder()
         .max_size(size)
         .min_idle(Some(size.min(2)))
         .test_on_check_out(false)
         .connection_timeout(CHECKOUT_TIMEOUT)
-}
-
-/// Session settings applied once to each new connection of a pool.
-#[derive(Debug)]
-struct SessionSettings(&'static str);
-
-impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSettings {
-    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
-        use diesel::connection::SimpleConnection;
-        conn.batch_execute(self.0)
-            .map_err(diesel::r2d2::Error::QueryError)
-    }
+        .build(ConnectionManager::new(database_url))
 }
 
 /// Key of the advisory lock that serialises migrations across processes starting together.
@@ -94,7 +66,7 @@ pub fn run_migrations(conn: &mut PgConnection) -> Result<Vec<String>, MigrationE
     };
     lock("SELECT pg_advisory_lock($1)", conn)?;
     let applied = conn
-        .run_pending_migrations(MIGRATIONS)
+        .run_pending_migrations(pg_outbox::migrations::with_service_migrations(MIGRATIONS))
         .map(|versions| versions.iter().map(ToString::to_string).collect())
         .map_err(MigrationError::Apply);
     lock("SELECT pg_advisory_unlock($1)", conn)?;
@@ -145,6 +117,13 @@ pub fn url_for_database(url: &str, database: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::url_for_database;
+
+    #[test]
+    fn every_sql_file_names_exactly_the_binds_it_uses() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let checked = cached_sql::check_sql_files_under(&src).unwrap();
+        assert!(checked >= 3, "found only {checked} .sql files");
+    }
 
     #[test]
     fn database_urls_keep_credentials_and_options() {

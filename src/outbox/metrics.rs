@@ -1,34 +1,11 @@
-//! The outbox's side of `/metrics`: its backlog as gauges, and the relay's own small HTTP
-//! server that serves them.
+//! The relay's own small HTTP server: `/metrics` and `/health`.
 
-use super::admin::outbox_status;
 use crate::db::DbPool;
-use crate::metrics::{scrape, BacklogGauges};
+use crate::metrics::scrape;
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpResponse, HttpServer};
-use diesel::{PgConnection, QueryResult};
 
-/// Every destination's backlog, for [`scrape`].
-pub fn backlog_gauges(conn: &mut PgConnection) -> QueryResult<Vec<BacklogGauges>> {
-    let status = outbox_status(conn)?;
-    Ok(status
-        .destinations
-        .into_iter()
-        .map(|d| BacklogGauges {
-            by_state: [
-                ("pending", d.pending),
-                ("due", d.due),
-                ("in_retry", d.in_retry),
-                ("in_flight", d.in_flight),
-                ("dead", d.dead),
-            ],
-            oldest_pending_age_seconds: d.oldest_pending_age_seconds,
-            destination: d.destination,
-        })
-        .collect())
-}
-
-/// The relay's own small HTTP server: `/metrics` and `/health`.
+/// Serves the relay's metrics (its deliveries, the backlog, its pool) on `listener`.
 pub fn relay_metrics_server(
     listener: std::net::TcpListener,
     pool: DbPool,
@@ -38,7 +15,7 @@ pub fn relay_metrics_server(
         App::new()
             .route(
                 "/metrics",
-                web::get().to(move || scrape(pool.clone(), "relay", backlog_gauges)),
+                web::get().to(move || scrape(pool.clone(), "relay")),
             )
             .route(
                 "/health",

@@ -8,10 +8,10 @@ use super::{html, problem_page};
 use crate::app_state::AppState;
 use crate::auth::is_admin_token;
 use crate::blocking::with_db;
-use crate::outbox::admin::{latest_sent, outbox_status, replay_dead, OutboxStatus, SentEvent};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
+use pg_outbox::admin::{latest_sent, outbox_status, replay_dead, OutboxStatus, SentEvent};
 use serde::Deserialize;
 
 /// Sent events listed under "latest deliveries".
@@ -312,7 +312,7 @@ async fn load_panel(state: &web::Data<AppState>, session: &Session) -> Result<Pa
                 event,
             })
             .collect(),
-        chart: LatencyChart::from_slots(&crate::metrics::global().recent_delivery_latency()),
+        chart: LatencyChart::from_slots(&pg_outbox::metrics::global().recent_delivery_latency()),
         chart_width: chart::WIDTH,
         chart_height: chart::HEIGHT,
     })

@@ -1,7 +1,7 @@
 //! The dashboard's latency chart: the relay's last ten minutes as two SVG polylines (p50 and
 //! p99 per 10-second slot), drawn on the server so the page needs no charting script.
 
-use crate::metrics::timeline::SlotSummary;
+use pg_outbox::timeline::SlotSummary;
 
 pub const WIDTH: f64 = 600.0;
 pub const HEIGHT: f64 = 160.0;

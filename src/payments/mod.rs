@@ -4,11 +4,11 @@ mod held;
 
 use crate::db::cached_sql::cached_sql;
 use crate::domain::{EntityId, ReservationStatus};
-use crate::outbox::waker::WakeRelays;
 use crate::reservations::lock_reservation;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::{BigInt, Text};
+use pg_outbox::waker::WakeRelays;
 use serde::Serialize;
 
 /// What a successful payment returns; an idempotent retry returns the same receipt.
@@ -84,7 +84,7 @@ impl From<DieselError> for PaymentError {
 /// reservation (which marks the seat sold), debit the points, record the payment and its
 /// ledger row, and write the `reservation.confirmed` outbox event. Nothing outside the database
 /// happens in here; the relay delivers the event after commit, once the caller has woken it
-/// ([`crate::outbox::waker::RelayWaker::wake`]).
+/// ([`pg_outbox::waker::RelayWaker::wake`]).
 ///
 /// A payable reservation is paid in a single statement ([`held::pay_held_reservation`]). When
 /// that writes nothing, or finds the idempotency key taken, the full transaction below runs and

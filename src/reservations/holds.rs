@@ -5,8 +5,8 @@
 use super::taken_seats::TakenSeats;
 use super::{cancel_reservation, hold_seat, CancelError, Cancellation, HoldError, Reservation};
 use crate::domain::EntityId;
-use crate::outbox::waker::WakeRelays;
 use diesel::PgConnection;
+use pg_outbox::waker::WakeRelays;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};

@@ -33,10 +33,5 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
 #[utoipa::path(tag = "operations", responses((status = 200, description = "OpenMetrics text", body = String, content_type = "application/openmetrics-text")))]
 #[get("/metrics")]
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    crate::metrics::scrape(
-        state.pool.clone(),
-        "api",
-        crate::outbox::metrics::backlog_gauges,
-    )
-    .await
+    crate::metrics::scrape(state.pool.clone(), "api").await
 }

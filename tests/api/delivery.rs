@@ -178,7 +178,7 @@ async fn a_permanently_rejected_event_goes_dead_holds_back_only_its_aggregate_an
         (1000, 1, uuid::Uuid::new_v4().to_string()),
     ] {
         let event_id: uuid::Uuid = id.parse().unwrap();
-        concert_outbox::outbox::enqueue_event(&mut conn, &concert_outbox::outbox::NewEvent {
+        pg_outbox::enqueue_event(&mut conn, &pg_outbox::NewEvent {
             event_id,
             aggregate_type: "reservation",
             aggregate_id: aggregate,

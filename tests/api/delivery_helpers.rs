@@ -3,8 +3,8 @@
 //! outbox writer.
 
 use crate::helpers::{eventually, TestDb};
-use concert_outbox::mock_platform::{self, Faults, MockPlatformConfig};
-use concert_outbox::outbox::{enqueue_event, NewEvent};
+use mock_platform::{Faults, JetStreamSource, MockPlatformConfig};
+use pg_outbox::{enqueue_event, NewEvent};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::net::TcpListener;
@@ -18,12 +18,18 @@ pub struct MockPlatform {
 
 impl MockPlatform {
     pub async fn start() -> MockPlatform {
+        Self::start_consuming(None).await
+    }
+
+    /// A platform that also consumes `jetstream`'s stream (shown under `jetstream`).
+    pub async fn start_consuming(jetstream: Option<JetStreamSource>) -> MockPlatform {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
         let server = mock_platform::start(MockPlatformConfig {
             listener,
             faults: Faults::default(),
             log_file: None,
+            jetstream,
         })
         .unwrap();
         tokio::spawn(server);

@@ -117,9 +117,11 @@ fn template_name() -> &'static str {
 
 fn migrations_fingerprint() -> u64 {
     use std::hash::{Hash, Hasher};
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
-    let mut entries: Vec<_> = std::fs::read_dir(&dir)
-        .expect("migrations directory")
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The service's migrations and the outbox's, which run with them.
+    let mut entries: Vec<_> = ["migrations", "crates/pg-outbox/migrations"]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(root.join(dir)).expect("migrations directory"))
         .filter_map(Result::ok)
         .map(|entry| entry.path())
         .collect();

@@ -13,7 +13,7 @@ mod fresh_copy;
 mod harness;
 mod helpers;
 mod holds;
-mod mock_platform;
+mod mock_data_platform;
 mod observability;
 mod one_command;
 mod openapi;

@@ -3,9 +3,9 @@
 //! an event is stamped sent exactly when its last delivery is acknowledged.
 use crate::delivery_helpers::write_events;
 use crate::helpers::{eventually, TestDb};
-use concert_outbox::outbox::relay::store::{self, ACKNOWLEDGE, CLAIM_DUE_DELIVERIES};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Double, Text, Uuid as SqlUuid};
+use pg_outbox::relay::store::{self, ACKNOWLEDGE, CLAIM_DUE_DELIVERIES};
 use std::time::Duration;
 
 #[derive(QueryableByName)]
@@ -272,7 +272,7 @@ async fn only_relay_connections_commit_asynchronously() {
             .synchronous_commit
     };
     assert_eq!(
-        setting(concert_outbox::db::build_relay_pool(&db.url, 1).unwrap()),
+        setting(pg_outbox::db::build_relay_pool(&db.url, 1).unwrap()),
         "off"
     );
     assert_eq!(

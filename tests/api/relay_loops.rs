@@ -3,14 +3,13 @@
 //! on; shutdown ends the loops and the LISTEN thread.
 use crate::delivery_helpers::*;
 use crate::helpers::{eventually, TestDb};
-use concert_outbox::db::build_relay_pool;
 use concert_outbox::outbox::metrics::relay_metrics_server;
-use concert_outbox::outbox::relay::config::{BodyFormat, DestinationConfig, RelayConfig};
-use concert_outbox::outbox::relay::delivery::{self, Verdict};
-use concert_outbox::outbox::relay::destination::Destination;
-use concert_outbox::outbox::relay::store::{Claim, ClaimedDelivery};
-use concert_outbox::outbox::relay::Relay;
+use concert_outbox::outbox::RelaySettings;
 use futures_util::future::BoxFuture;
+use pg_outbox::db::build_relay_pool;
+use pg_outbox::relay::delivery;
+use pg_outbox::relay::store::{Claim, ClaimedDelivery};
+use pg_outbox::relay::{event_payload, Destination, HttpEndpoint, Verdict};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -22,7 +21,7 @@ const DRAIN: Duration = Duration::from_secs(60);
 /// A destination whose delivery code has a bug that strikes once: its first claim panics (as
 /// an out-of-bounds index or an `unwrap` on a surprise would), later claims are POSTed.
 struct PanicsOnFirstClaim {
-    endpoint: DestinationConfig,
+    endpoint: HttpEndpoint,
     client: reqwest::Client,
     claims: AtomicUsize,
 }
@@ -30,10 +29,10 @@ struct PanicsOnFirstClaim {
 impl PanicsOnFirstClaim {
     fn posting_to(name: &str, url: String) -> Arc<PanicsOnFirstClaim> {
         Arc::new(PanicsOnFirstClaim {
-            endpoint: DestinationConfig {
+            endpoint: HttpEndpoint {
                 name: name.into(),
                 url,
-                format: BodyFormat::Event,
+                render: event_payload,
                 batch: true,
             },
             client: reqwest::Client::new(),
@@ -69,10 +68,10 @@ impl Destination for PanicsOnFirstClaim {
 
 /// The test relay's settings, with one loop per destination: a second loop of the panicking
 /// destination would otherwise deliver in its place and hide a loop that stayed dead.
-fn one_loop_per_destination(db: &TestDb, platform: &MockPlatform) -> RelayConfig {
+fn one_loop_per_destination(db: &TestDb, platform: &MockPlatform) -> RelaySettings {
     let mut env: HashMap<String, String> = relay_env(db, &platform.url).into_iter().collect();
     env.insert("RELAY_WORKERS".into(), "1".into());
-    RelayConfig::from_lookup(|name| env.get(name).cloned()).unwrap()
+    RelaySettings::from_lookup(|name| env.get(name).cloned()).unwrap()
 }
 
 /// Serves the relay's `/metrics` and returns its URL.
@@ -88,12 +87,15 @@ async fn a_destination_loop_that_panics_is_restarted_and_its_destination_still_g
     let _ = env_logger::builder().is_test(true).try_init();
     let (platform, audit) = (MockPlatform::start().await, MockPlatform::start().await);
     let db = TestDb::create();
-    let config = one_loop_per_destination(&db, &platform);
+    let settings = one_loop_per_destination(&db, &platform);
     // A connection for each loop, the panicking destination's included.
-    let pool = build_relay_pool(&db.url, config.pool_size() + 1).unwrap();
+    let loops = settings.destination_count() + 1;
+    let pool = build_relay_pool(&db.url, settings.relay.pool_size(loops)).unwrap();
     let panicking =
         PanicsOnFirstClaim::posting_to("audit_panics_once", format!("{}/reservations", audit.url));
-    let relay = Relay::new(config, pool.clone())
+    let relay = settings
+        .start_relay(pool.clone())
+        .await
         .unwrap()
         .with_destination(panicking.clone());
     relay.register_destinations().await.unwrap();
@@ -140,8 +142,11 @@ async fn a_destination_loop_that_panics_is_restarted_and_its_destination_still_g
 async fn shutdown_ends_the_relay_and_its_listen_thread() {
     let platform = MockPlatform::start().await;
     let db = TestDb::create();
-    let config = one_loop_per_destination(&db, &platform);
-    let relay = Relay::new(config.clone(), config.build_pool().unwrap()).unwrap();
+    let settings = one_loop_per_destination(&db, &platform);
+    let relay = settings
+        .start_relay(settings.build_pool().unwrap())
+        .await
+        .unwrap();
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(relay.run(shutdown.clone()));
     let listening = "SELECT count(*) FROM pg_stat_activity \

@@ -4,10 +4,10 @@
 //! unique index still arbitrates the hold's `ON CONFLICT`).
 use crate::helpers::TestDb;
 use concert_outbox::domain::ReservationStatus;
-use concert_outbox::outbox::relay::store::CLAIM_DUE_DELIVERIES;
 use concert_outbox::reservations::HOLD_SEAT;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
+use pg_outbox::relay::store::CLAIM_DUE_DELIVERIES;
 use std::collections::BTreeSet;
 
 const PAY_HELD_RESERVATION: &str = include_str!("../../src/payments/pay_held_reservation.sql");

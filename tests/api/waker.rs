@@ -3,8 +3,8 @@
 //! waker answers what came before the stop and nothing after.
 use crate::helpers::TestDb;
 use concert_outbox::db::build_pool;
-use concert_outbox::outbox::waker::RelayWaker;
 use diesel::prelude::*;
+use pg_outbox::waker::RelayWaker;
 use std::time::{Duration, Instant};
 
 /// Notifications received on `listener`: waits up to 10 s for the first, then until none has

@@ -18,15 +18,15 @@ use chrono::{DateTime, Utc};
 use concert_outbox::concerts::{create_concert, NewSchedule};
 use concert_outbox::db::DbPool;
 use concert_outbox::domain::{ChargeAmount, ConcertTitle, EntityId, Price, SeatCount, UserName};
-use concert_outbox::outbox::relay::config::RelayConfig;
-use concert_outbox::outbox::relay::Relay;
-use concert_outbox::outbox::waker::RelayWaker;
+use concert_outbox::outbox::RelaySettings;
 use concert_outbox::payments::pay_for_reservation;
 use concert_outbox::points::charge_points;
 use concert_outbox::reservations::hold_seat;
 use concert_outbox::users::create_user;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Timestamptz};
+use pg_outbox::relay::Relay;
+use pg_outbox::waker::RelayWaker;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt;
@@ -75,7 +75,7 @@ pub async fn run(server_url: &str, args: &LatencyArgs, listen: bool) -> BenchRes
     let payments = (args.rate as usize) * (args.seconds as usize);
     let seed = seed_catalog(&pool, payments).await?;
     let platform = MockPlatform::start()?;
-    let relay = default_relay(&db, &platform.url, listen)?;
+    let relay = default_relay(&db, &platform.url, listen).await?;
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(relay.run(shutdown.clone()));
     if listen {
@@ -160,15 +160,14 @@ fn seat_ids(conn: &mut PgConnection) -> QueryResult<Vec<i64>> {
 }
 
 /// A relay exactly as `RELAY_IN_PROCESS` would run it: both destinations, default settings.
-fn default_relay(db: &BenchDb, platform_url: &str, listen: bool) -> BenchResult<Relay> {
+async fn default_relay(db: &BenchDb, platform_url: &str, listen: bool) -> BenchResult<Relay> {
     let settings = HashMap::from([
         ("DATABASE_URL", db.url.clone()),
         ("DATA_PLATFORM_URL", platform_url.to_owned()),
         ("RELAY_LISTEN", listen.to_string()),
     ]);
-    let config = RelayConfig::from_lookup(|name| settings.get(name).cloned())?;
-    let pool = config.build_pool()?;
-    Ok(Relay::new(config, pool)?)
+    let settings = RelaySettings::from_lookup(|name| settings.get(name).cloned())?;
+    Ok(settings.start_relay(settings.build_pool()?).await?)
 }
 
 /// Payments made before the relay listens would wait for a poll and skew the figures.

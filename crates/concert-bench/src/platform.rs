@@ -2,7 +2,7 @@
 
 use crate::BenchResult;
 use actix_web::dev::ServerHandle;
-use concert_outbox::mock_platform::{self, Faults, MockPlatformConfig};
+use mock_platform::{Faults, MockPlatformConfig};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::net::TcpListener;
@@ -31,6 +31,7 @@ impl MockPlatform {
             listener,
             faults: Faults::default(),
             log_file: None,
+            jetstream: None,
         })?;
         Ok(MockPlatform {
             url: format!("http://127.0.0.1:{port}"),

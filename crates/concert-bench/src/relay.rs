@@ -9,10 +9,11 @@ use crate::platform::MockPlatform;
 use crate::stats::per_second;
 use crate::BenchResult;
 use concert_outbox::db::DbPool;
-use concert_outbox::outbox::relay::config::{RelayConfig, DEFAULT_BATCH_SIZE};
-use concert_outbox::outbox::relay::Relay;
+use concert_outbox::outbox::RelaySettings;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
+use pg_outbox::relay::config::DEFAULT_BATCH_SIZE;
+use pg_outbox::relay::Relay;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -146,7 +147,7 @@ async fn drain_phase(
     .await?;
     let insert_seconds = inserting.elapsed().as_secs_f64();
     let platform = MockPlatform::start()?;
-    let relay = data_platform_relay(db, &platform.url, args, batch)?;
+    let relay = data_platform_relay(db, &platform.url, args, batch).await?;
     let shutdown = CancellationToken::new();
     let started = Instant::now();
     let running = tokio::spawn(relay.run(shutdown.clone()));
@@ -216,7 +217,7 @@ fn phase_event_ids(
 
 /// A relay configured as production would be, minus the `notification` destination: this
 /// phase measures delivery to the data platform alone.
-fn data_platform_relay(
+async fn data_platform_relay(
     db: &BenchDb,
     platform_url: &str,
     args: &RelayArgs,
@@ -230,12 +231,11 @@ fn data_platform_relay(
         ("DATA_PLATFORM_BATCH", batch.to_string()),
         ("RELAY_WORKERS", args.workers.to_string()),
     ]);
-    let mut config = RelayConfig::from_lookup(|name| settings.get(name).cloned())?;
+    let mut settings = RelaySettings::from_lookup(|name| settings.get(name).cloned())?;
     // Without this the relay would register `notification` again at start-up.
-    config.destinations.retain(|d| d.name == "data_platform");
+    settings.endpoints.retain(|d| d.name == "data_platform");
     // The pool `outbox-relay` builds.
-    let pool = config.build_pool()?;
-    Ok(Relay::new(config, pool)?)
+    Ok(settings.start_relay(settings.build_pool()?).await?)
 }
 
 /// Generous: a relay slower than 500 events/s fails the phase rather than hanging the bench.
@@ -249,7 +249,7 @@ fn drain_deadline(events: usize) -> Duration {
 /// (a sequential scan would, 40 times a second, taking CPU from the relay it measures).
 async fn wait_until_drained(
     pool: &DbPool,
-    relay: &tokio::task::JoinHandle<Result<(), concert_outbox::outbox::relay::RelayError>>,
+    relay: &tokio::task::JoinHandle<Result<(), pg_outbox::relay::RelayError>>,
     within: Duration,
 ) -> BenchResult<()> {
     let deadline = Instant::now() + within;

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// Sends `NOTIFY outbox_events` (see [`super::wake_relays`]) from a background task, so a
+/// Sends `NOTIFY outbox_events` (see [`crate::wake_relays`]) from a background task, so a
 /// request that wrote an event answers as soon as its transaction commits. Bursts coalesce:
 /// wake-ups that arrive while a NOTIFY is on its way are answered by one more NOTIFY, sent
 /// after it. Every commit is therefore followed by a NOTIFY that starts after the commit,
-/// which is all a relay needs to find the event, and a burst of payments costs PostgreSQL a
+/// which is all a relay needs to find the event, and a burst of commits costs PostgreSQL a
 /// few notifications instead of one each. A wake-up lost with the process (a crash right after
 /// a commit) is covered by the relays' polling, as any lost notification is. The task runs
 /// until [`stop`](RelayWaker::stop).
@@ -79,7 +79,7 @@ impl WakeRelays for RelayWaker {
 }
 
 /// For a caller that runs no waker and leaves delivery to the relays' polling
-/// (`concert-bench`'s SQL baseline).
+/// (a benchmark's baseline, a batch job).
 pub struct NoWakeUps;
 
 impl WakeRelays for NoWakeUps {
@@ -110,7 +110,7 @@ async fn pg_notify_on_wake(inner: Arc<Inner>, pool: DbPool) {
 async fn pg_notify(pool: &DbPool) {
     let pool = pool.clone();
     let sent = tokio::task::spawn_blocking(move || match pool.get() {
-        Ok(mut conn) => super::wake_relays(&mut conn),
+        Ok(mut conn) => crate::wake_relays(&mut conn),
         Err(error) => log::warn!(
             "cannot notify relays (polling will deliver) error=\"{}\"",
             cause_chain(&error)

@@ -3,13 +3,15 @@
 //! `.data/`), then the API, the relay and the mock data platform, seeds a demo concert and user,
 //! and prints what to try. Ctrl-C stops everything, the private PostgreSQL too.
 
+mod demo;
+
 use concert_outbox::config::ApiConfig;
-use concert_outbox::demo::{seed_demo, Demo};
 use concert_outbox::embedded_postgres::EmbeddedPostgres;
 use concert_outbox::error::cause_chain;
-use concert_outbox::mock_platform::{self, Faults, MockPlatformConfig};
 use concert_outbox::startup::Application;
+use demo::{seed_demo, Demo};
 use diesel::{Connection, PgConnection};
+use mock_platform::{Faults, JetStreamSource, MockPlatformConfig};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,6 +63,8 @@ async fn run() -> Result<(), AnyError> {
         listener: mock_listener,
         faults: Faults::default(),
         log_file: None,
+        // With NATS_URL the relay also publishes to JetStream, and the mock consumes it.
+        jetstream: jetstream_source(),
     })?;
     let mock_handle = mock.handle();
     tokio::spawn(mock);
@@ -117,6 +121,18 @@ fn bind_or_any_port(variable: &str, default: &str) -> Result<std::net::TcpListen
     TcpListener::bind(default).or_else(|error| {
         log::warn!("{default} is not free ({error}): listening on a free port instead; set {variable} to choose");
         Ok(TcpListener::bind("127.0.0.1:0")?)
+    })
+}
+
+/// The stream the relay publishes to when `NATS_URL` is set.
+fn jetstream_source() -> Option<JetStreamSource> {
+    let urls = std::env::var("NATS_URL")
+        .ok()
+        .filter(|v| !v.trim().is_empty())?;
+    Some(JetStreamSource {
+        servers: urls.split(',').map(|url| url.trim().to_owned()).collect(),
+        stream: env_or("NATS_STREAM", "CONCERT_EVENTS"),
+        durable: "mock-data-platform".into(),
     })
 }
 

@@ -1,50 +1,19 @@
-//! The relay's settings. They come from the environment (or flags of the same meaning, see
-//! `outbox-relay --help`); defaults live here and nowhere else.
+//! The relay's settings. They come from the environment (or a service's flags of the same
+//! meaning) through [`RelayConfig::from_lookup`]; defaults live here and nowhere else. Where
+//! events go is not a setting of the relay: a service builds its destinations and adds them
+//! with [`Relay::with_destination`](super::Relay::with_destination).
 
 use crate::settings::{ConfigError, Secret, Settings};
 use std::time::Duration;
 
-/// How a destination wants its events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyFormat {
-    /// The outbox payload exactly as the payment transaction wrote it.
-    Event,
-    /// `{"event_id", "user_id", "reservation_id", "message"}` for the user-facing notifier.
-    NotifierMessage,
-}
-
-#[derive(Debug, Clone)]
-pub struct DestinationConfig {
-    /// The name deliveries are recorded under (`outbox_destinations.name`).
-    pub name: String,
-    pub url: String,
-    pub format: BodyFormat,
-    /// Whether the endpoint accepts a JSON array of events in one POST.
-    pub batch: bool,
-}
-
-impl DestinationConfig {
-    /// The URL without any `user:password@`, for logs.
-    pub fn url_for_logs(&self) -> String {
-        match reqwest::Url::parse(&self.url) {
-            Ok(mut url) => {
-                // Both only fail for URLs that cannot carry credentials at all.
-                let _ = url.set_password(None);
-                let _ = url.set_username("");
-                url.to_string()
-            }
-            Err(_) => "<unparsable url>".into(),
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
+    /// Where the outbox is; the relay LISTENs on a connection of its own there.
     pub database_url: Secret,
-    pub destinations: Vec<DestinationConfig>,
     /// Rows claimed per round, and the largest batch POSTed to a batch-capable destination.
     pub batch_size: u32,
-    /// POST requests in flight at once, per worker.
+    /// POST requests in flight at once, per worker, for a destination that sends one event per
+    /// request.
     pub concurrency: usize,
     /// Claim loops per destination. SKIP LOCKED and the per-aggregate rule make them safe side
     /// by side; two overlap one loop's HTTP wait with another's database work.
@@ -55,6 +24,8 @@ pub struct RelayConfig {
     pub max_attempts: i32,
     pub backoff_base: Duration,
     pub backoff_max: Duration,
+    /// How long one request to a destination may take: an HTTP POST, or a publish waiting for
+    /// its broker's acknowledgement.
     pub request_timeout: Duration,
     /// How long a claim is exclusive; another relay may take the rows over after it lapses.
     pub lease: Duration,
@@ -74,7 +45,8 @@ pub const MAX_BATCH_SIZE: u32 = 1_000;
 /// Rows claimed per round: the largest allowed. A round has fixed costs (two statements and
 /// their commits, a request), so a backlog drains faster in bigger rounds: at a 100,000-event
 /// backlog, batched delivery drained 20,600-24,700 events/s in rounds of 200, 23,200-36,500 in
-/// rounds of 500 and 32,400-36,700 in rounds of 1,000 (README, Performance). Under a steady load
+/// rounds of 500 and 32,400-36,700 in rounds of 1,000 (measured in the concert service this
+/// crate was lifted from). Under a steady load
 /// a round takes whatever is due, so the size delays nothing; a destination that limits body
 /// sizes needs a smaller one.
 pub const DEFAULT_BATCH_SIZE: u32 = MAX_BATCH_SIZE;
@@ -86,31 +58,8 @@ impl RelayConfig {
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Settings(&lookup);
-        let data_platform_url =
-            env.parsed_or("DATA_PLATFORM_URL", "http://127.0.0.1:9090".to_string())?;
-        let notifier_url = match lookup("NOTIFY_URL").filter(|v| !v.trim().is_empty()) {
-            Some(url) => endpoint(&url, "/notifications"),
-            // The mock platform serves both paths, so one URL is enough for a demo.
-            None => format!("{}/notifications", origin(&data_platform_url)),
-        };
-        let mut destinations = vec![
-            DestinationConfig {
-                name: "data_platform".into(),
-                url: endpoint(&data_platform_url, "/reservations"),
-                format: BodyFormat::Event,
-                batch: env.parsed_or("DATA_PLATFORM_BATCH", true)?,
-            },
-            DestinationConfig {
-                name: "notification".into(),
-                url: notifier_url,
-                format: BodyFormat::NotifierMessage,
-                batch: env.parsed_or("NOTIFY_BATCH", true)?,
-            },
-        ];
-        destinations.extend(extra_destinations(lookup("RELAY_EXTRA_DESTINATIONS"))?);
         let config = RelayConfig {
             database_url: Secret::new(env.required("DATABASE_URL")?),
-            destinations,
             batch_size: env.parsed_or("RELAY_BATCH_SIZE", DEFAULT_BATCH_SIZE)?,
             concurrency: env.parsed_or("RELAY_CONCURRENCY", 32)?,
             workers: env.parsed_or("RELAY_WORKERS", 2)?,
@@ -129,15 +78,28 @@ impl RelayConfig {
         config.validate()
     }
 
-    /// Connections the relay needs: one per loop, plus maintenance and a spare.
-    pub fn pool_size(&self) -> u32 {
-        u32::try_from(self.destinations.len() * self.workers + 2).unwrap_or(u32::MAX)
+    /// The longest time between two sends of one event to one destination: a send whose
+    /// acknowledgement was lost is sent again once its lease has lapsed, and a failed one after
+    /// at most the longest backoff (a receiver's `Retry-After` aside). A receiver that drops
+    /// duplicates by event id must remember an id at least this long.
+    pub fn longest_resend_gap(&self) -> Duration {
+        self.lease + self.backoff_max
     }
 
-    /// The relay's own pool: [`pool_size`](Self::pool_size) connections that commit without
-    /// waiting for the WAL flush (see [`crate::db::build_relay_pool`]).
-    pub fn build_pool(&self) -> Result<crate::db::DbPool, diesel::r2d2::PoolError> {
-        crate::db::build_relay_pool(self.database_url.expose(), self.pool_size())
+    /// Connections a relay with `destinations` destinations needs: one per loop, plus
+    /// maintenance and a spare.
+    pub fn pool_size(&self, destinations: usize) -> u32 {
+        u32::try_from(destinations * self.workers + 2).unwrap_or(u32::MAX)
+    }
+
+    /// The relay's own pool for `destinations` destinations: [`pool_size`](Self::pool_size)
+    /// connections that commit without waiting for the WAL flush (see
+    /// [`crate::db::build_relay_pool`]).
+    pub fn build_pool(
+        &self,
+        destinations: usize,
+    ) -> Result<crate::db::DbPool, diesel::r2d2::PoolError> {
+        crate::db::build_relay_pool(self.database_url.expose(), self.pool_size(destinations))
     }
 
     /// Checks the settings against each other, so a relay never starts in a state where it
@@ -206,67 +168,6 @@ fn millis(ms: u64) -> Duration {
     Duration::from_millis(ms)
 }
 
-/// `scheme://host:port` of a URL.
-fn origin(url: &str) -> &str {
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    match url[after_scheme..].find('/') {
-        Some(slash) => &url[..after_scheme + slash],
-        None => url.trim_end_matches('/'),
-    }
-}
-
-/// A URL without a path gets the destination's conventional path; one with a path is kept.
-fn endpoint(url: &str, default_path: &str) -> String {
-    let base = origin(url);
-    if url.trim_end_matches('/') == base {
-        format!("{base}{default_path}")
-    } else {
-        url.to_string()
-    }
-}
-
-/// `RELAY_EXTRA_DESTINATIONS=name=url[;batch],name2=url2`: more endpoints that receive each
-/// event's payload, each with its own delivery state. Adding one needs no code.
-fn extra_destinations(raw: Option<String>) -> Result<Vec<DestinationConfig>, ConfigError> {
-    let Some(raw) = raw else {
-        return Ok(Vec::new());
-    };
-    raw.split(',')
-        .filter(|entry| !entry.trim().is_empty())
-        .map(|entry| {
-            let invalid = |reason: &str| ConfigError {
-                name: "RELAY_EXTRA_DESTINATIONS",
-                reason: format!("{entry:?}: {reason}"),
-            };
-            let (name, rest) = entry
-                .trim()
-                .split_once('=')
-                .ok_or_else(|| invalid("expected name=url"))?;
-            let (url, batch) = match rest.split_once(';') {
-                Some((url, "batch")) => (url, true),
-                Some(_) => return Err(invalid("the only option is ;batch")),
-                None => (rest, false),
-            };
-            let valid_name = name.len() <= 63
-                && name.starts_with(|c: char| c.is_ascii_lowercase())
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-            if !valid_name || !url.starts_with("http") {
-                return Err(invalid(
-                    "name must be [a-z][a-z0-9_]* and url http(s)://...",
-                ));
-            }
-            Ok(DestinationConfig {
-                name: name.into(),
-                url: url.into(),
-                format: BodyFormat::Event,
-                batch,
-            })
-        })
-        .collect()
-}
-
 /// `90s`, `15m`, `12h`, `7d`, or plain seconds.
 pub fn parse_duration(name: &'static str, raw: &str) -> Result<Duration, ConfigError> {
     let raw = raw.trim();
@@ -304,34 +205,6 @@ mod tests {
     }
 
     #[test]
-    fn credentials_in_a_destination_url_never_reach_the_logs() {
-        let config =
-            config_from(&[("DATA_PLATFORM_URL", "https://relay:s3cret@platform.example")]).unwrap();
-        let shown = config.destinations[0].url_for_logs();
-        assert_eq!(shown, "https://platform.example/reservations");
-    }
-
-    #[test]
-    fn a_bare_platform_url_serves_both_destinations_by_their_paths() {
-        let config = config_from(&[("DATA_PLATFORM_URL", "http://127.0.0.1:9090")]).unwrap();
-        assert_eq!(
-            config.destinations[0].url,
-            "http://127.0.0.1:9090/reservations"
-        );
-        assert_eq!(
-            config.destinations[1].url,
-            "http://127.0.0.1:9090/notifications"
-        );
-        let explicit = config_from(&[
-            ("DATA_PLATFORM_URL", "http://h/v1/ingest"),
-            ("NOTIFY_URL", "http://n:1/"),
-        ])
-        .unwrap();
-        assert_eq!(explicit.destinations[0].url, "http://h/v1/ingest");
-        assert_eq!(explicit.destinations[1].url, "http://n:1/notifications");
-    }
-
-    #[test]
     fn a_lease_shorter_than_the_requests_it_covers_is_refused() {
         let err = config_from(&[
             ("RELAY_REQUEST_TIMEOUT_MS", "30000"),
@@ -354,30 +227,6 @@ mod tests {
             config_from(&[]).unwrap().retention,
             Duration::from_secs(7 * 86_400)
         );
-    }
-
-    #[test]
-    fn extra_destinations_are_configuration() {
-        let config = config_from(&[(
-            "RELAY_EXTRA_DESTINATIONS",
-            "audit=http://a/x;batch,crm=http://c/y",
-        )])
-        .unwrap();
-        let names: Vec<_> = config
-            .destinations
-            .iter()
-            .map(|d| (d.name.as_str(), d.batch))
-            .collect();
-        assert_eq!(
-            names,
-            [
-                ("data_platform", true),
-                ("notification", true),
-                ("audit", true),
-                ("crm", false)
-            ]
-        );
-        assert!(config_from(&[("RELAY_EXTRA_DESTINATIONS", "Bad=http://x")]).is_err());
     }
 
     #[test]

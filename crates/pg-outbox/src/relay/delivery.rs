@@ -1,26 +1,15 @@
-//! The HTTP side: render a destination's body, POST it, and classify the answer.
+//! One HTTP request: render each event's body, POST it, and classify the answer.
 
-use super::config::{BodyFormat, DestinationConfig};
+use super::destination::Verdict;
+use super::dispatch::HttpEndpoint;
 use super::store::ClaimedDelivery;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::time::{Duration, SystemTime};
 
-/// What a destination's answer means for the events it carried.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// 2xx, or 409 (the receiver already has it): acknowledge.
-    Delivered,
-    /// Connect error, timeout, 5xx, 408, 429: try again later, never give up.
-    Retry {
-        error: String,
-        retry_after: Option<Duration>,
-    },
-    /// Another 4xx: the receiver refuses this content; dead after the maximum attempts.
-    Rejected { error: String },
-}
-
 impl Verdict {
+    /// 2xx, or 409 (the receiver already has it): delivered. Connect error, timeout, 5xx,
+    /// 408, 429: retry. Another 4xx: the receiver refuses this content.
     pub fn from_status(status: StatusCode, retry_after: Option<Duration>) -> Verdict {
         let error = format!("HTTP {status}");
         match status.as_u16() {
@@ -50,51 +39,12 @@ enum Body<'a> {
     Batch(Vec<Rendered<'a>>),
 }
 
-/// The JSON a destination receives for one event.
-pub fn render(format: BodyFormat, delivery: &ClaimedDelivery) -> Rendered<'_> {
-    match format {
-        BodyFormat::Event => Rendered::Payload(&delivery.payload),
-        BodyFormat::NotifierMessage => {
-            let facts = NoticeFacts::read(&delivery.payload);
-            Rendered::Built(json!({
-                "event_id": delivery.event_id,
-                "user_id": facts.user_id,
-                "reservation_id": delivery.aggregate_id,
-                "message": notifier_message(delivery, &facts),
-            }))
-        }
-    }
-}
+/// Turns a claimed event into the JSON an HTTP endpoint receives for it.
+pub type RenderBody = for<'a> fn(&'a ClaimedDelivery) -> Rendered<'a>;
 
-/// The fields of an event's payload that the user notifier's message is made of, read as
-/// typed values instead of looked up by key. A payload without one (never one the payment
-/// or the refund wrote) gives `None`, shown as it was before: JSON `null`.
-#[derive(Debug, Default, serde::Deserialize)]
-struct NoticeFacts {
-    user_id: Option<i64>,
-    seat_no: Option<i64>,
-    amount: Option<i64>,
-}
-
-impl NoticeFacts {
-    fn read(payload: &Value) -> NoticeFacts {
-        serde::Deserialize::deserialize(payload).unwrap_or_default()
-    }
-}
-
-fn notifier_message(delivery: &ClaimedDelivery, facts: &NoticeFacts) -> String {
-    let shown = |value: Option<i64>| value.map_or_else(|| "null".to_string(), |v| v.to_string());
-    let (amount, seat) = (shown(facts.amount), shown(facts.seat_no));
-    match delivery.event_type.as_str() {
-        crate::outbox::events::RESERVATION_CANCELLED => format!(
-            "Reservation {} for seat {seat} was cancelled; {amount} points were refunded.",
-            delivery.aggregate_id
-        ),
-        _ => format!(
-            "Payment of {amount} points completed: seat {seat} is yours (reservation {}).",
-            delivery.aggregate_id
-        ),
-    }
+/// The event's payload exactly as it was written to the outbox.
+pub fn event_payload(delivery: &ClaimedDelivery) -> Rendered<'_> {
+    Rendered::Payload(&delivery.payload)
 }
 
 /// POSTs `events` to `destination`: one object alone, or a JSON array as a batch. Every body
@@ -103,18 +53,18 @@ fn notifier_message(delivery: &ClaimedDelivery, facts: &NoticeFacts) -> String {
 /// same batch always gets the same key; the ids themselves are in the body).
 pub async fn post(
     client: &reqwest::Client,
-    destination: &DestinationConfig,
+    destination: &HttpEndpoint,
     events: &[&ClaimedDelivery],
 ) -> Verdict {
     let (body, key, traceparent) = match events {
         [single] => (
-            Body::One(render(destination.format, single)),
+            Body::One((destination.render)(single)),
             single.event_id.to_string(),
             single.trace_context.as_deref(),
         ),
         // A batch mixes traces, so only a single delivery carries its event's trace context.
         many => (
-            Body::Batch(many.iter().map(|d| render(destination.format, d)).collect()),
+            Body::Batch(many.iter().map(|d| (destination.render)(d)).collect()),
             batch_key(many).to_string(),
             None,
         ),
@@ -185,41 +135,6 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn delivery(event_type: &str, payload: Value) -> ClaimedDelivery {
-        ClaimedDelivery {
-            outbox_id: 1,
-            attempts: 1,
-            event_id: uuid::Uuid::nil(),
-            event_type: event_type.into(),
-            aggregate_id: 42,
-            payload,
-            trace_context: None,
-            created_at: chrono::Utc::now(),
-        }
-    }
-
-    #[test]
-    fn the_notifier_gets_the_user_and_a_message_read_from_the_typed_payload() {
-        let paid = delivery(
-            crate::outbox::events::RESERVATION_CONFIRMED,
-            json!({"user_id": 3, "seat_no": 7, "amount": 1000, "concert_id": 1}),
-        );
-        let body = serde_json::to_value(render(BodyFormat::NotifierMessage, &paid)).unwrap();
-        assert_eq!(body["user_id"], 3);
-        assert_eq!(body["reservation_id"], 42);
-        assert_eq!(
-            body["message"],
-            "Payment of 1000 points completed: seat 7 is yours (reservation 42)."
-        );
-        let cancelled = delivery(crate::outbox::events::RESERVATION_CANCELLED, json!({}));
-        let body = serde_json::to_value(render(BodyFormat::NotifierMessage, &cancelled)).unwrap();
-        assert_eq!(body["user_id"], Value::Null);
-        assert_eq!(
-            body["message"],
-            "Reservation 42 for seat null was cancelled; null points were refunded."
-        );
-    }
 
     #[test]
     fn answers_are_classified_as_the_contract_says() {

@@ -2,7 +2,7 @@
 //! them only while the lease is still ours, and keep the table small. Every function is one
 //! short autocommit statement (or a few), never a transaction held across an HTTP call.
 
-use crate::db::cached_sql::cached_sql;
+use cached_sql::cached_sql;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{
@@ -58,8 +58,9 @@ pub const CLAIM_DUE_DELIVERIES: &str = include_str!("claim_due_deliveries.sql");
 /// `owner` for `lease`. `SKIP LOCKED` lets relays claim side by side without waiting on each
 /// other. A delivery is skipped while an earlier event of the same aggregate is still owed to
 /// this destination (pending, in flight or dead), so each aggregate's events arrive in commit order
-/// and at most one of them is in flight. (Commit order is id order per aggregate because the
-/// writers of one reservation serialise on its row lock.)
+/// and at most one of them is in flight. (Commit order is id order per aggregate as long as the
+/// writers of one aggregate serialise on a lock of it, such as its row's: the caller's
+/// contract.)
 pub fn claim_due_deliveries(
     conn: &mut PgConnection,
     destination: &str,

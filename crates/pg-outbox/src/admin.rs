@@ -1,12 +1,13 @@
 //! What operators see and do: the outbox's state per destination, the dead deliveries (with
 //! the aggregates they hold back), and re-queueing dead ones.
 
-use crate::db::cached_sql::cached_sql;
+use cached_sql::cached_sql;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Double, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use serde::Serialize;
 
-#[derive(Debug, Clone, Serialize, QueryableByName, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, QueryableByName)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DestinationStatus {
     #[diesel(sql_type = Text)]
     pub destination: String,
@@ -29,7 +30,8 @@ pub struct DestinationStatus {
     pub oldest_pending_age_seconds: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize, QueryableByName, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, QueryableByName)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeadDelivery {
     #[diesel(sql_type = BigInt)]
     pub outbox_id: i64,
@@ -52,7 +54,8 @@ pub struct DeadDelivery {
     pub blocked_events: i64,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OutboxStatus {
     pub destinations: Vec<DestinationStatus>,
     pub dead: Vec<DeadDelivery>,
@@ -110,7 +113,7 @@ pub fn replay_dead(conn: &mut PgConnection, outbox_id: Option<i64>) -> QueryResu
         .bind::<Nullable<BigInt>, _>(outbox_id)
         .execute(conn)?;
     if requeued > 0 {
-        super::wake_relays(conn);
+        crate::wake_relays(conn);
     }
     Ok(requeued)
 }

@@ -1,6 +1,7 @@
 //! Reading settings from a key-value source (the environment, or a test's map): typed values,
-//! secrets that never reach a log, and one error line naming the bad setting. Both the API's
-//! `config` and the relay's `outbox::relay::config` read through it.
+//! secrets that never reach a log, and one error line naming the bad setting. The relay's
+//! [`RelayConfig`](crate::relay::RelayConfig) reads through it, and a service's own settings
+//! may too, so one error type names every bad setting.
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,7 +1,7 @@
 //! The mock data platform on its own: the receiver's dedup view, its fault switches, and the
 //! JSONL log of what it accepted.
 
-use concert_outbox::mock_platform::{self, Faults, MockPlatformConfig};
+use mock_platform::{Faults, MockPlatformConfig};
 use serde_json::{json, Value};
 use std::net::TcpListener;
 
@@ -18,6 +18,7 @@ impl Mock {
             listener,
             faults: Faults::default(),
             log_file,
+            jetstream: None,
         })
         .unwrap();
         tokio::spawn(server);

@@ -5,6 +5,15 @@
 //! running. `cached_sql` has the same shape (`$n` placeholders, typed binds, `QueryableByName`
 //! results) but its text is fixed, so diesel's statement cache keys it by that text and keeps
 //! the prepared statement.
+//!
+//! A statement longer than a few lines lives in a `.sql` file next to the code that runs it,
+//! included with `include_str!`, whose first comment names every bind (`-- Binds: $1
+//! reservation id, $2 user id.`, or `-- Binds: none.`); [`check_named_binds`] holds a file to
+//! its comment, and each crate that keeps `.sql` files runs it over them in a test.
+
+mod named_binds;
+
+pub use named_binds::{check_named_binds, check_sql_files_under};
 
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
@@ -82,7 +91,7 @@ impl QueryFragment<Pg> for CachedSql<'_> {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Piece<'a> {
+pub enum Piece<'a> {
     Text(&'a str),
     /// `$n`, 1-based.
     Placeholder(usize),
@@ -91,7 +100,7 @@ pub(super) enum Piece<'a> {
 /// Splits SQL text at its `$n` placeholders. A `$` inside a string literal (`'...'`,
 /// `E'...'`), a quoted identifier, a comment or a dollar-quoted body (`$$...$$`,
 /// `$tag$...$tag$`) is text, copied as it is; an unterminated one is an error.
-pub(super) fn split_placeholders(sql: &str) -> Result<Vec<Piece<'_>>, String> {
+pub fn split_placeholders(sql: &str) -> Result<Vec<Piece<'_>>, String> {
     let bytes = sql.as_bytes();
     let (mut pieces, mut text_start, mut i) = (Vec::new(), 0, 0);
     while i < bytes.len() {

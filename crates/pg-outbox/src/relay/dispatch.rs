@@ -1,34 +1,76 @@
 //! Sending a claim to an HTTP destination: one batch POST, or one POST per event at bounded
 //! concurrency, cut off at shutdown or before the lease runs out.
 
-use super::config::{usable_lease, DestinationConfig, RelayConfig};
-use super::delivery::{self, Verdict};
-use super::destination::Destination;
+use super::config::RelayConfig;
+use super::delivery::{self, RenderBody};
+use super::destination::{claim_cut_off, Destination, Verdict};
 use super::store::{Claim, ClaimedDelivery};
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// A configured endpoint (`DATA_PLATFORM_URL`, `NOTIFY_URL`, `RELAY_EXTRA_DESTINATIONS`).
-pub(super) struct HttpDestination {
-    pub client: reqwest::Client,
-    pub config: Arc<RelayConfig>,
-    pub destination: DestinationConfig,
+/// An HTTP endpoint that receives events.
+#[derive(Debug, Clone)]
+pub struct HttpEndpoint {
+    /// The name deliveries are recorded under (`outbox_destinations.name`: `[a-z][a-z0-9_]*`).
+    pub name: String,
+    pub url: String,
+    /// The body each event becomes ([`delivery::event_payload`] for the payload as written).
+    pub render: RenderBody,
+    /// Whether the endpoint accepts a JSON array of events in one POST.
+    pub batch: bool,
+}
+
+impl HttpEndpoint {
+    /// The URL without any `user:password@`, for logs.
+    pub fn url_for_logs(&self) -> String {
+        match reqwest::Url::parse(&self.url) {
+            Ok(mut url) => {
+                // Both only fail for URLs that cannot carry credentials at all.
+                let _ = url.set_password(None);
+                let _ = url.set_username("");
+                url.to_string()
+            }
+            Err(_) => "<unparsable url>".into(),
+        }
+    }
+}
+
+/// Delivers to an [`HttpEndpoint`]: one batch POST per claim, or one POST per event at
+/// `RELAY_CONCURRENCY`, cut off at shutdown or before the lease runs out.
+pub struct HttpDestination {
+    client: reqwest::Client,
+    config: Arc<RelayConfig>,
+    endpoint: HttpEndpoint,
+}
+
+impl HttpDestination {
+    /// A destination for `endpoint` with the relay's timeouts and concurrency.
+    pub fn new(endpoint: HttpEndpoint, config: &RelayConfig) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .timeout(config.request_timeout)
+            .connect_timeout(config.request_timeout.min(Duration::from_secs(2)))
+            .pool_max_idle_per_host(config.concurrency)
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(HttpDestination {
+            client,
+            config: Arc::new(config.clone()),
+            endpoint,
+        })
+    }
 }
 
 impl Destination for HttpDestination {
     fn name(&self) -> &str {
-        &self.destination.name
+        &self.endpoint.name
     }
 
     fn describe(&self) -> String {
-        format!(
-            "{}@{}",
-            self.destination.name,
-            self.destination.url_for_logs()
-        )
+        format!("{}@{}", self.endpoint.name, self.endpoint.url_for_logs())
     }
 
     fn deliver<'a>(
@@ -39,7 +81,7 @@ impl Destination for HttpDestination {
         Box::pin(post_claim(
             &self.client,
             &self.config,
-            &self.destination,
+            &self.endpoint,
             claim,
             shutdown,
         ))
@@ -53,7 +95,7 @@ impl Destination for HttpDestination {
 async fn post_claim(
     client: &reqwest::Client,
     config: &RelayConfig,
-    destination: &DestinationConfig,
+    destination: &HttpEndpoint,
     claim: &Arc<Claim>,
     shutdown: &CancellationToken,
 ) -> Vec<(i64, Verdict)> {
@@ -77,21 +119,7 @@ async fn post_claim(
             deliver_unit(&client, &destination, &claim.deliveries, &unit, concurrency).await
         });
     }
-    let grace = config.request_timeout;
-    let shutdown_deadline = async {
-        shutdown.cancelled().await;
-        tokio::time::sleep(grace).await;
-    };
-    let lease_deadline = tokio::time::sleep(usable_lease(config));
-    let deadline = async {
-        tokio::select! {
-            _ = shutdown_deadline => {}
-            _ = lease_deadline => log::warn!(
-                "lease running out destination={}; releasing the unsent rest of the claim",
-                destination.name
-            ),
-        }
-    };
+    let deadline = claim_cut_off(config, shutdown, &destination.name);
     tokio::pin!(deadline);
     let mut verdicts = Vec::with_capacity(claim.deliveries.len());
     loop {
@@ -115,7 +143,7 @@ async fn post_claim(
 /// towards the dead letter.
 async fn deliver_unit(
     client: &reqwest::Client,
-    destination: &DestinationConfig,
+    destination: &HttpEndpoint,
     deliveries: &[ClaimedDelivery],
     unit: &[usize],
     concurrency: usize,
@@ -143,7 +171,7 @@ async fn deliver_unit(
 
 async fn post_single(
     client: &reqwest::Client,
-    destination: &DestinationConfig,
+    destination: &HttpEndpoint,
     event: &ClaimedDelivery,
 ) -> (i64, Verdict) {
     (

@@ -2,7 +2,7 @@
 //! `host:pid:random` name), shown by `outbox-relay status` and `GET /admin/outbox` next to the
 //! counts, so an operator can tell which relay holds a stuck batch.
 
-use super::admin::{outbox_status, OutboxStatus};
+use crate::admin::{outbox_status, OutboxStatus};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text, Timestamptz};
@@ -10,7 +10,8 @@ use serde::Serialize;
 use std::fmt;
 
 /// The deliveries of one destination that one relay holds a live lease on.
-#[derive(Debug, Clone, Serialize, QueryableByName, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, QueryableByName)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LeaseHolder {
     #[diesel(sql_type = Text)]
     pub destination: String,
@@ -26,7 +27,8 @@ pub struct LeaseHolder {
 }
 
 /// What operators see: the counts and dead deliveries, and who has what in flight.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OutboxReport {
     #[serde(flatten)]
     pub status: OutboxStatus,

@@ -1,6 +1,12 @@
 //! A stand-in for the external data platform, for demos and tests. It keeps what it receives
 //! in memory (and optionally as JSONL), drops events it has already seen (the inbox pattern:
 //! at-least-once delivery, exactly-once view), and can be made slow, flaky or down at run time.
+//! Events arrive over HTTP (`POST /reservations`, `POST /notifications`) and, when given a
+//! JetStream stream, from a durable consumer of it (`jetstream.rs`).
+
+mod jetstream;
+
+pub use jetstream::JetStreamSource;
 
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
@@ -11,7 +17,7 @@ use std::fs::File;
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Run-time behaviour; `POST /faults` changes any subset.
@@ -42,7 +48,7 @@ struct FaultsPatch {
 }
 
 #[derive(Default)]
-struct Inbox {
+pub(crate) struct Inbox {
     events: Vec<Value>,
     seen: HashSet<String>,
     duplicates: u64,
@@ -53,20 +59,46 @@ struct Inbox {
     traceparents: Vec<String>,
 }
 
+impl Inbox {
+    /// Keeps `event` unless its id was seen before; says whether it was new.
+    pub(crate) fn record(&mut self, event_id: String, event: Value) -> bool {
+        if self.seen.insert(event_id) {
+            self.events.push(event);
+            true
+        } else {
+            self.duplicates += 1;
+            false
+        }
+    }
+
+    fn view(&self) -> Value {
+        json!({"events": self.events, "duplicates": self.duplicates,
+               "failed_requests": self.failed_requests, "traceparents": self.traceparents})
+    }
+}
+
 struct Platform {
     faults: Mutex<Faults>,
     reservations: Mutex<Inbox>,
     notifications: Mutex<Inbox>,
+    /// What the JetStream consumer recorded (empty without one).
+    jetstream: Arc<Mutex<Inbox>>,
     log: Option<Mutex<File>>,
+    /// Ends the consumer when the server's data goes.
+    _consumer: Option<jetstream::StopOnDrop>,
 }
 
 pub struct MockPlatformConfig {
     pub listener: TcpListener,
     pub faults: Faults,
     pub log_file: Option<PathBuf>,
+    /// Also consume events from this JetStream stream (shown under `jetstream` in
+    /// `GET /received`).
+    pub jetstream: Option<JetStreamSource>,
 }
 
-/// Starts the mock platform on `config.listener`; the returned server runs until stopped.
+/// Starts the mock platform on `config.listener` (and its JetStream consumer, on the current
+/// tokio runtime); the returned server runs until stopped.
 pub fn start(config: MockPlatformConfig) -> std::io::Result<Server> {
     let log = match config.log_file {
         Some(path) => Some(Mutex::new(
@@ -74,11 +106,17 @@ pub fn start(config: MockPlatformConfig) -> std::io::Result<Server> {
         )),
         None => None,
     };
+    let received_from_jetstream = Arc::new(Mutex::new(Inbox::default()));
+    let consumer = config
+        .jetstream
+        .map(|source| jetstream::spawn_consumer(source, received_from_jetstream.clone()));
     let platform = web::Data::new(Platform {
         faults: Mutex::new(config.faults),
         reservations: Mutex::new(Inbox::default()),
         notifications: Mutex::new(Inbox::default()),
+        jetstream: received_from_jetstream,
         log,
+        _consumer: consumer,
     });
     Ok(HttpServer::new(move || {
         App::new()
@@ -167,15 +205,12 @@ async fn accept(
             inbox.traceparents.push(traceparent.to_owned());
         }
         for (event_id, event) in events {
-            if inbox.seen.insert(event_id) {
-                // Copied only for the log file, so a mock without one stays cheap in a drain.
-                if platform.log.is_some() {
-                    to_log.push(event.clone());
-                }
-                inbox.events.push(event);
+            // Copied only for the log file, so a mock without one stays cheap in a drain.
+            let logged = platform.log.as_ref().map(|_| event.clone());
+            if inbox.record(event_id, event) {
+                to_log.extend(logged);
                 accepted += 1;
             } else {
-                inbox.duplicates += 1;
                 duplicates += 1;
             }
         }
@@ -215,14 +250,10 @@ fn append_log(log: &Mutex<File>, events: &[Value]) {
 }
 
 async fn received(platform: web::Data<Platform>) -> HttpResponse {
-    let view = |inbox: &Mutex<Inbox>| {
-        let inbox = lock(inbox);
-        json!({"events": inbox.events, "duplicates": inbox.duplicates,
-               "failed_requests": inbox.failed_requests, "traceparents": inbox.traceparents})
-    };
     HttpResponse::Ok().json(json!({
-        "reservations": view(&platform.reservations),
-        "notifications": view(&platform.notifications),
+        "reservations": lock(&platform.reservations).view(),
+        "notifications": lock(&platform.notifications).view(),
+        "jetstream": lock(&platform.jetstream).view(),
     }))
 }
 
@@ -257,7 +288,7 @@ async fn get_faults(platform: web::Data<Platform>) -> HttpResponse {
 }
 
 /// A poisoned lock only means another handler panicked mid-update; the data is still usable.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)

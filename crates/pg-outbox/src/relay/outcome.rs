@@ -1,7 +1,7 @@
 //! What a round's answers mean for its rows: acknowledge, reschedule, or release.
 
 use super::backoff;
-use super::delivery::Verdict;
+use super::destination::Verdict;
 use super::store::{Claim, Failure};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -69,11 +69,11 @@ impl SortedVerdicts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outbox::relay::store::ClaimedDelivery;
+    use crate::relay::store::ClaimedDelivery;
 
     fn claim_of(attempts: &[(i64, i32)]) -> Claim {
         Claim {
-            destination: "data_platform".into(),
+            destination: "webhook".into(),
             token: uuid::Uuid::new_v4(),
             deliveries: attempts
                 .iter()
@@ -81,7 +81,7 @@ mod tests {
                     outbox_id,
                     attempts,
                     event_id: uuid::Uuid::new_v4(),
-                    event_type: "reservation.confirmed".into(),
+                    event_type: "order.placed".into(),
                     aggregate_id: outbox_id,
                     payload: serde_json::json!({}),
                     trace_context: None,

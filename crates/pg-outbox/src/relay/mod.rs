@@ -1,7 +1,7 @@
 //! The relay: drains the outbox to every destination, at least once, in per-aggregate order.
 //!
 //! One worker loop per destination, so a destination that is down or slow never holds back
-//! another. Each loop reads: claim (lease, commit) -> POST -> acknowledge (fenced by the lease)
+//! another. Each loop reads: claim (lease, commit) -> send -> acknowledge (fenced by the lease)
 //! -> claim again while there is work, else sleep until a NOTIFY or the poll interval. A loop
 //! that panics is restarted (`loops.rs` says why).
 
@@ -18,14 +18,13 @@ pub mod store;
 
 use crate::db::DbPool;
 use chrono::{DateTime, Utc};
-use config::RelayConfig;
-use delivery::Verdict;
-use destination::Destination;
-use dispatch::HttpDestination;
+pub use config::RelayConfig;
+pub use delivery::{event_payload, RenderBody, Rendered};
+pub use destination::{Destination, Verdict};
+pub use dispatch::{HttpDestination, HttpEndpoint};
 use outcome::SortedVerdicts;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 use store::Claim;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -37,8 +36,6 @@ pub enum RelayError {
     Database(#[from] diesel::result::Error),
     #[error("no database connection")]
     Pool(#[from] diesel::r2d2::PoolError),
-    #[error("cannot build the HTTP client")]
-    Http(#[from] reqwest::Error),
     #[error("blocking task failed")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -62,43 +59,25 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// A relay for the HTTP destinations of `config`.
-    pub fn new(config: RelayConfig, pool: DbPool) -> Result<Self, RelayError> {
-        let client = reqwest::Client::builder()
-            .timeout(config.request_timeout)
-            .connect_timeout(config.request_timeout.min(Duration::from_secs(2)))
-            .pool_max_idle_per_host(config.concurrency)
-            .tcp_nodelay(true)
-            .build()?;
+    /// A relay with no destination yet; add them with [`with_destination`](Self::with_destination).
+    /// `pool` needs [`RelayConfig::pool_size`] connections (see [`RelayConfig::build_pool`]).
+    pub fn new(config: RelayConfig, pool: DbPool) -> Self {
         let owner = format!(
             "{}:{}:{}",
             hostname(),
             std::process::id(),
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
-        let config = Arc::new(config);
-        let destinations = config
-            .destinations
-            .iter()
-            .map(|destination| {
-                Arc::new(HttpDestination {
-                    client: client.clone(),
-                    config: config.clone(),
-                    destination: destination.clone(),
-                }) as Arc<dyn Destination>
-            })
-            .collect();
-        Ok(Relay {
+        Relay {
             pool,
-            config,
-            destinations,
+            config: Arc::new(config),
+            destinations: Vec::new(),
             owner,
-        })
+        }
     }
 
-    /// Adds a destination that is not an HTTP endpoint of the configuration. It needs a name
-    /// no other destination has, and gets `workers` loops of its own, each needing a pooled
-    /// connection beyond [`RelayConfig::pool_size`].
+    /// Adds a destination. It needs a name no other destination has, and gets `workers` loops
+    /// of its own.
     pub fn with_destination(mut self, destination: Arc<dyn Destination>) -> Self {
         self.destinations.push(destination);
         self

@@ -1,10 +1,10 @@
 //! The demo data the one-command start seeds on first run: a concert and a user with points.
 
-use crate::concerts::{create_concert, NewSchedule};
-use crate::db::cached_sql::cached_sql;
-use crate::domain::{ChargeAmount, ConcertTitle, Price, SeatCount};
-use crate::points::charge_points;
-use crate::users::create_user;
+use concert_outbox::concerts::{create_concert, NewSchedule};
+use concert_outbox::db::cached_sql::cached_sql;
+use concert_outbox::domain::{ChargeAmount, ConcertTitle, Price, SeatCount};
+use concert_outbox::points::charge_points;
+use concert_outbox::users::create_user;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use std::path::Path;
@@ -25,7 +25,7 @@ pub enum DemoError {
         source: std::io::Error,
     },
     #[error("invalid demo value: {0}")]
-    Invalid(#[from] crate::domain::InvalidInput),
+    Invalid(#[from] concert_outbox::domain::InvalidInput),
 }
 
 /// Seeds a demo concert and user unless this database has them already. The user's token is
@@ -39,7 +39,7 @@ pub fn seed_demo(conn: &mut PgConnection, token_file: &Path) -> Result<Demo, Dem
         .ok()
         .map(|t| t.trim().to_owned());
     let token = match known.filter(|t| {
-        crate::users::find_user_by_token(conn, t)
+        concert_outbox::users::find_user_by_token(conn, t)
             .ok()
             .flatten()
             .is_some()
@@ -48,14 +48,14 @@ pub fn seed_demo(conn: &mut PgConnection, token_file: &Path) -> Result<Demo, Dem
         None => {
             let user = create_user(
                 conn,
-                &crate::domain::UserName::try_from("Demo User".to_string())?,
+                &concert_outbox::domain::UserName::try_from("Demo User".to_string())?,
             )?;
             charge_points(conn, user.id, ChargeAmount::try_from(100_000)?)?;
             std::fs::write(token_file, &user.token).map_err(file_error)?;
             user.token
         }
     };
-    if crate::concerts::list_concerts(conn)?.is_empty() {
+    if concert_outbox::concerts::list_concerts(conn)?.is_empty() {
         // Two dates of 50 seats, as in the course: the seat map has a date to pick.
         let in_days = |days| -> Result<NewSchedule, DemoError> {
             Ok(NewSchedule {

@@ -1,0 +1,410 @@
+//! A destination that publishes each event to a NATS JetStream stream.
+//!
+//! Each event goes to `<subject_prefix>.<aggregate_id>.<event_type>` with header `Nats-Msg-Id`
+//! set to its event id, so the stream stores it once however often the relay sends it (within
+//! the stream's duplicate window, which therefore has to outlast the relay's longest gap
+//! between two sends; [`JetStreamDestination::connect`] refuses a stream whose window does
+//! not). An event counts as delivered only when its PubAck arrives; a PubAck saying
+//! `duplicate` is a delivery too. A claim's events are published back to back and their
+//! PubAcks awaited together, so a round costs one wait, not one per event.
+//!
+//! Failures that may pass (no server reachable, no responders, a cluster without a stream
+//! leader, a PubAck that did not come in time) are retried with the relay's backoff, forever.
+//! A publish the stream refuses (a subject it does not cover, a message over its size limit,
+//! another stream capturing the subject) counts towards `RELAY_MAX_ATTEMPTS` and parks dead.
+
+use crate::relay::destination::{claim_cut_off, Destination, Verdict};
+use crate::relay::store::{Claim, ClaimedDelivery};
+use crate::relay::RelayConfig;
+use async_nats::jetstream::context::{
+    CreateStreamErrorKind, GetStreamErrorKind, PublishAckFuture, PublishErrorKind,
+};
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::ErrorCode;
+use async_nats::jetstream::{self, stream};
+use futures_util::future::BoxFuture;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
+
+/// How long start-up waits to check the stream before it leaves the check to the first round
+/// (the broker may be down when the relay starts; the relay starts anyway).
+const START_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Where and how to publish.
+#[derive(Debug, Clone)]
+pub struct JetStreamConfig {
+    /// Server URLs; several name a cluster's members, for failover.
+    pub servers: Vec<String>,
+    /// The stream; created if missing (file storage, `replicas`, `duplicate_window`).
+    pub stream: String,
+    /// Each event is published to `<subject_prefix>.<aggregate_id>.<event_type>`; a stream
+    /// this destination creates covers `<subject_prefix>.>`.
+    pub subject_prefix: String,
+    pub replicas: usize,
+    pub duplicate_window: Duration,
+}
+
+impl JetStreamConfig {
+    /// The subject `delivery` is published to.
+    pub fn subject_for(&self, delivery: &ClaimedDelivery) -> String {
+        format!(
+            "{}.{}.{}",
+            self.subject_prefix, delivery.aggregate_id, delivery.event_type
+        )
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JetStreamError {
+    #[error("cannot use NATS server address")]
+    Address(#[source] std::io::Error),
+    #[error("cannot connect to NATS")]
+    Connect(#[source] async_nats::ConnectError),
+    #[error(
+        "stream {stream} keeps message ids for duplicate detection for {window:?}, less than the relay's \
+         longest gap between two sends of one event ({needed:?}: RELAY_LEASE_SECONDS plus \
+         RELAY_BACKOFF_MAX_MS); an event sent again after the window would be stored twice. \
+         Raise the stream's duplicate window or lower those settings"
+    )]
+    DuplicateWindowTooShort {
+        stream: String,
+        window: Duration,
+        needed: Duration,
+    },
+    #[error("cannot read or create stream {stream}: {reason}")]
+    Stream { stream: String, reason: String },
+}
+
+/// A stream that was found (or made) fit to publish to: the subjects it covers.
+#[derive(Debug)]
+struct CheckedStream {
+    subjects: Vec<String>,
+}
+
+pub struct JetStreamDestination {
+    name: String,
+    context: jetstream::Context,
+    config: JetStreamConfig,
+    relay: Arc<RelayConfig>,
+    /// Set once the stream has been checked; until then each round checks it first.
+    stream: OnceCell<CheckedStream>,
+}
+
+impl JetStreamDestination {
+    /// Connects (in the background: a broker that is down now is retried until it answers)
+    /// and checks the stream, creating it if it is missing. A stream whose duplicate window
+    /// is shorter than the relay's longest gap between two sends is refused here. When the
+    /// broker does not answer within a few seconds the relay starts anyway, and the check
+    /// runs before the first publish.
+    pub async fn connect(
+        name: &str,
+        config: JetStreamConfig,
+        relay: &RelayConfig,
+    ) -> Result<Self, JetStreamError> {
+        let servers = config
+            .servers
+            .iter()
+            .map(|url| url.parse::<async_nats::ServerAddr>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(JetStreamError::Address)?;
+        let destination = name.to_owned();
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("outbox-relay {name}"))
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(2))
+            .event_callback(move |event| {
+                let destination = destination.clone();
+                async move { log::info!("nats destination={destination} event=\"{event}\"") }
+            })
+            .connect(servers)
+            .await
+            .map_err(JetStreamError::Connect)?;
+        let context = jetstream::ContextBuilder::new()
+            .timeout(relay.request_timeout)
+            .max_ack_inflight(2 * crate::relay::config::MAX_BATCH_SIZE as usize)
+            .backpressure_on_inflight(true)
+            .build(client);
+        let destination = JetStreamDestination {
+            name: name.to_owned(),
+            context,
+            config,
+            relay: Arc::new(relay.clone()),
+            stream: OnceCell::new(),
+        };
+        match tokio::time::timeout(START_CHECK_TIMEOUT, destination.checked_stream()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(refused @ JetStreamError::DuplicateWindowTooShort { .. })) => return Err(refused),
+            Ok(Err(error)) => log::warn!(
+                "jetstream stream not checked yet destination={name} error=\"{}\"; the first round checks it",
+                crate::error::cause_chain(&error)
+            ),
+            Err(_) => log::warn!(
+                "jetstream does not answer yet destination={name}; events wait, and the first round checks the stream"
+            ),
+        }
+        Ok(destination)
+    }
+
+    /// The stream, checked (and created if missing) the first time it answers.
+    async fn checked_stream(&self) -> Result<&CheckedStream, JetStreamError> {
+        self.stream.get_or_try_init(|| self.check_stream()).await
+    }
+
+    async fn check_stream(&self) -> Result<CheckedStream, JetStreamError> {
+        let name = &self.config.stream;
+        let info = match self.context.get_stream(name).await {
+            Ok(stream) => stream.cached_info().clone(),
+            Err(error) if is_stream_not_found(&error.kind()) => self.create_stream().await?,
+            Err(error) => return Err(stream_error(name, &error)),
+        };
+        let needed = self.relay.longest_resend_gap();
+        if info.config.duplicate_window < needed {
+            return Err(JetStreamError::DuplicateWindowTooShort {
+                stream: name.clone(),
+                window: info.config.duplicate_window,
+                needed,
+            });
+        }
+        log::info!(
+            "jetstream stream ready destination={} stream={name} subjects={:?} replicas={} duplicate_window_s={}",
+            self.name,
+            info.config.subjects,
+            info.config.num_replicas,
+            info.config.duplicate_window.as_secs()
+        );
+        Ok(CheckedStream {
+            subjects: info.config.subjects,
+        })
+    }
+
+    async fn create_stream(&self) -> Result<stream::Info, JetStreamError> {
+        let name = &self.config.stream;
+        let created = self
+            .context
+            .create_stream(stream::Config {
+                name: name.clone(),
+                subjects: vec![format!("{}.>", self.config.subject_prefix)],
+                storage: stream::StorageType::File,
+                num_replicas: self.config.replicas,
+                duplicate_window: self.config.duplicate_window,
+                ..Default::default()
+            })
+            .await;
+        match created {
+            Ok(stream) => {
+                log::info!("jetstream stream created stream={name}");
+                Ok(stream.cached_info().clone())
+            }
+            // Another relay created it meanwhile: read what it made.
+            Err(error) if matches!(&error.kind(), CreateStreamErrorKind::JetStream(e) if e.error_code() == ErrorCode::STREAM_NAME_EXIST) =>
+            {
+                let stream = self
+                    .context
+                    .get_stream(name)
+                    .await
+                    .map_err(|error| stream_error(name, &error))?;
+                Ok(stream.cached_info().clone())
+            }
+            Err(error) => Err(stream_error(name, &error)),
+        }
+    }
+
+    /// Publishes `claim`'s events back to back, then awaits their PubAcks together, until
+    /// all are answered or the claim is cut off (shutdown, lease running out).
+    async fn publish_claim(
+        &self,
+        claim: &Claim,
+        shutdown: &CancellationToken,
+    ) -> Vec<(i64, Verdict)> {
+        let stream = match self.checked_stream().await {
+            Ok(stream) => stream,
+            Err(error) => {
+                let error = format!("stream not ready: {}", crate::error::cause_chain(&error));
+                return retry_all(claim, &error);
+            }
+        };
+        let mut verdicts = Vec::with_capacity(claim.deliveries.len());
+        let mut acks = FuturesUnordered::new();
+        for delivery in &claim.deliveries {
+            let subject = self.config.subject_for(delivery);
+            if !stream.subjects.iter().any(|f| subject_matches(f, &subject)) {
+                let error = format!(
+                    "stream {} does not cover subject {subject:?}",
+                    self.config.stream
+                );
+                verdicts.push((delivery.outbox_id, Verdict::Rejected { error }));
+                continue;
+            }
+            match self.publish(subject, delivery).await {
+                Ok(ack) => {
+                    let id = delivery.outbox_id;
+                    acks.push(async move { (id, pub_ack_verdict(ack.await)) });
+                }
+                Err(error) => verdicts.push((delivery.outbox_id, publish_verdict(&error))),
+            }
+        }
+        let cut_off = claim_cut_off(&self.relay, shutdown, &self.name);
+        tokio::pin!(cut_off);
+        loop {
+            tokio::select! {
+                next = acks.next() => match next {
+                    Some(answered) => verdicts.push(answered),
+                    None => break,
+                },
+                _ = &mut cut_off => break,
+            }
+        }
+        verdicts
+    }
+
+    async fn publish(
+        &self,
+        subject: String,
+        delivery: &ClaimedDelivery,
+    ) -> Result<PublishAckFuture, async_nats::jetstream::context::PublishError> {
+        let payload = serde_json::to_vec(&delivery.payload).unwrap_or_default();
+        let mut message = PublishMessage::build()
+            .payload(payload.into())
+            .message_id(delivery.event_id.to_string())
+            .expected_stream(self.config.stream.as_str());
+        if let Some(traceparent) = &delivery.trace_context {
+            message = message.header("traceparent", traceparent.as_str());
+        }
+        self.context.send_publish(subject, message).await
+    }
+}
+
+impl Destination for JetStreamDestination {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{}@nats(stream={}, subjects={}.>)",
+            self.name, self.config.stream, self.config.subject_prefix
+        )
+    }
+
+    fn deliver<'a>(
+        &'a self,
+        claim: &'a Arc<Claim>,
+        shutdown: &'a CancellationToken,
+    ) -> BoxFuture<'a, Vec<(i64, Verdict)>> {
+        Box::pin(self.publish_claim(claim, shutdown))
+    }
+}
+
+fn retry_all(claim: &Claim, error: &str) -> Vec<(i64, Verdict)> {
+    claim
+        .deliveries
+        .iter()
+        .map(|d| {
+            let verdict = Verdict::Retry {
+                error: error.to_owned(),
+                retry_after: None,
+            };
+            (d.outbox_id, verdict)
+        })
+        .collect()
+}
+
+/// A publish that never got its PubAck future: the message could not be sent.
+fn publish_verdict(error: &async_nats::jetstream::context::PublishError) -> Verdict {
+    let text = crate::error::cause_chain(error);
+    match error.kind() {
+        // Refused before sending: this message can never be published as it is.
+        PublishErrorKind::MaxPayloadExceeded | PublishErrorKind::Other => {
+            Verdict::Rejected { error: text }
+        }
+        _ => Verdict::Retry {
+            error: text,
+            retry_after: None,
+        },
+    }
+}
+
+/// What a PubAck (or its absence) means for the event.
+fn pub_ack_verdict(
+    ack: Result<jetstream::publish::PublishAck, jetstream::context::PublishError>,
+) -> Verdict {
+    let error = match ack {
+        Ok(_) => return Verdict::Delivered,
+        Err(error) => error,
+    };
+    let text = crate::error::cause_chain(&error);
+    let refused = match error.kind() {
+        PublishErrorKind::MaxPayloadExceeded => true,
+        // The stream answered with an error: refused if it is about this message.
+        PublishErrorKind::Other => std::error::Error::source(&error)
+            .and_then(|source| source.downcast_ref::<jetstream::Error>())
+            .is_some_and(|api| refuses_the_message(api.error_code())),
+        // No responders (no stream, or no leader yet), timed out, connection lost: may pass.
+        _ => false,
+    };
+    match refused {
+        true => Verdict::Rejected { error: text },
+        false => Verdict::Retry {
+            error: text,
+            retry_after: None,
+        },
+    }
+}
+
+/// JetStream errors that refuse the message itself, not the moment.
+fn refuses_the_message(code: ErrorCode) -> bool {
+    [
+        ErrorCode::STREAM_MESSAGE_EXCEEDS_MAXIMUM,
+        ErrorCode::STREAM_NOT_MATCH,
+        ErrorCode::STREAM_MISMATCH,
+    ]
+    .contains(&code)
+}
+
+fn is_stream_not_found(kind: &GetStreamErrorKind) -> bool {
+    matches!(kind, GetStreamErrorKind::JetStream(e) if e.error_code() == ErrorCode::STREAM_NOT_FOUND)
+}
+
+fn stream_error(stream: &str, error: &dyn std::error::Error) -> JetStreamError {
+    JetStreamError::Stream {
+        stream: stream.to_owned(),
+        reason: crate::error::cause_chain(error),
+    }
+}
+
+/// Whether `subject` matches the stream subject `filter` (`*` one token, `>` the rest).
+pub fn subject_matches(filter: &str, subject: &str) -> bool {
+    let mut tokens = subject.split('.');
+    for wanted in filter.split('.') {
+        match (wanted, tokens.next()) {
+            (">", Some(_)) => return true,
+            ("*", Some(_)) => {}
+            (wanted, Some(token)) if wanted == token => {}
+            _ => return false,
+        }
+    }
+    tokens.next().is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_match_as_nats_matches_them() {
+        assert!(subject_matches(
+            "concert.>",
+            "concert.1.reservation.confirmed"
+        ));
+        assert!(subject_matches("a.*.c", "a.b.c"));
+        assert!(!subject_matches("a.*.c", "a.b.d"));
+        assert!(!subject_matches("a.*", "a.b.c"));
+        assert!(!subject_matches("a.>", "a"));
+        assert!(subject_matches("a.b", "a.b"));
+        assert!(!subject_matches("a.b", "a.b.c"));
+        assert!(!subject_matches("other.>", "concert.1.x"));
+    }
+}

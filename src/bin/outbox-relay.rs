@@ -18,9 +18,13 @@ use tokio_util::sync::CancellationToken;
 #[command(
     about = "Delivers outbox events to the data platform, the notifier and (with NATS_URL) JetStream, at least once"
 )]
+#[command(args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// Without a subcommand the relay runs, with these flags (and the environment).
+    #[command(flatten)]
+    run: Box<RunFlags>,
 }
 
 #[derive(Subcommand)]
@@ -42,7 +46,7 @@ enum Command {
 }
 
 /// Flags override the environment variable of the same meaning.
-#[derive(clap::Args, Default)]
+#[derive(clap::Args)]
 struct RunFlags {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
@@ -106,7 +110,7 @@ type AnyError = Box<dyn std::error::Error + Send + Sync>;
 async fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
-    let result = match cli.command.unwrap_or_else(|| Command::Run(Box::default())) {
+    let result = match cli.command.unwrap_or(Command::Run(cli.run)) {
         Command::Run(flags) => match RelaySettings::from_lookup(|name| flags.lookup(name)) {
             Ok(config) => run(config, flags.metrics_addr).await,
             Err(error) => {

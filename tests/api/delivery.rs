@@ -1,7 +1,7 @@
 //! The relay end to end: real Postgres, the real relay (in-process or as processes), the mock
 //! platform over HTTP.
 use crate::delivery_helpers::*;
-use crate::helpers::{eventually, join_all, spawn_app, spawn_app_with, TestDb};
+use crate::helpers::{eventually, spawn_app, spawn_app_with, TestDb};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -81,33 +81,11 @@ async fn a_platform_down_during_500_payments_fails_none_and_gets_every_event_onc
     let app = Arc::new(spawn_app_with(&in_process_relay(&settings)).await);
     let schedule = app.create_schedule(500, 10).await;
     let seats = app.seat_ids(schedule).await;
-    let users: Vec<_> = join_all((0..25).map(|_| {
-        let app = app.clone();
-        async move { Arc::new(app.create_user(1_000).await) }
-    }))
-    .await;
+    let users = users_with_points(&app, 25, 1_000).await;
 
-    // 25 clients, each holding and paying its share of the seats in turn.
-    let strict = reqwest::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()
-        .unwrap();
-    let per_client: Vec<Vec<i64>> = seats.chunks(20).map(<[i64]>::to_vec).collect();
-    let statuses: Vec<u16> = join_all(per_client.into_iter().enumerate().map(|(i, seats)| {
-        let (app, user, strict) = (app.clone(), users[i % users.len()].clone(), strict.clone());
-        async move {
-            let mut statuses = Vec::new();
-            for seat in seats {
-                let reservation = app.held(&user, seat).await;
-                let url = app.url(&format!("/reservations/{reservation}/payment"));
-                let sent = strict.post(url).bearer_auth(&user.token).send().await;
-                statuses.push(sent.map(|r| r.status().as_u16()).unwrap_or(0));
-            }
-            statuses
-        }
-    }))
-    .await
-    .concat();
+    // 25 clients, each holding and paying its share of the seats in turn. A payment that
+    // waited on the platform would not answer within the 2 s each is given.
+    let statuses = pay_in_turns(&app, &users, &seats, 20, Duration::from_secs(2)).await;
     assert_eq!(statuses.len(), 500);
     assert!(
         statuses.iter().all(|s| *s == 200),

@@ -2,13 +2,14 @@
 //! processes (so they can be SIGKILLed) or in-process, and events written through the real
 //! outbox writer.
 
-use crate::helpers::{eventually, TestDb};
+use crate::helpers::{eventually, join_all, TestApp, TestDb, TestUser};
 use mock_platform::{Faults, JetStreamSource, MockPlatformConfig};
 use pg_outbox::{enqueue_event, NewEvent};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub struct MockPlatform {
@@ -333,4 +334,50 @@ pub async fn wait_until_all_sent(db: &TestDb, timeout: Duration) {
         db.scalar("SELECT count(*) FROM outbox WHERE pending_deliveries <> 0"),
         0
     );
+}
+
+/// Clients paying concurrently: client `i` holds and pays for its share of `seats`
+/// (`per_client` of them) in turn, as `users[i]`, each payment with a client that gives up
+/// after `timeout`, so a payment that waited on a slow or dead receiver shows as status 0.
+/// Resolves to every payment's status.
+pub fn pay_in_turns(
+    app: &Arc<TestApp>,
+    users: &[Arc<TestUser>],
+    seats: &[i64],
+    per_client: usize,
+    timeout: Duration,
+) -> impl std::future::Future<Output = Vec<u16>> + Send + 'static {
+    let strict = reqwest::Client::builder().timeout(timeout).build().unwrap();
+    let clients: Vec<_> = seats
+        .chunks(per_client)
+        .enumerate()
+        .map(|(i, seats)| {
+            let (app, user, strict) = (app.clone(), users[i % users.len()].clone(), strict.clone());
+            let seats = seats.to_vec();
+            async move {
+                let mut statuses = Vec::new();
+                for seat in seats {
+                    let reservation = app.held(&user, seat).await;
+                    let url = app.url(&format!("/reservations/{reservation}/payment"));
+                    let sent = strict.post(url).bearer_auth(&user.token).send().await;
+                    statuses.push(sent.map(|r| r.status().as_u16()).unwrap_or(0));
+                }
+                statuses
+            }
+        })
+        .collect();
+    async move { join_all(clients).await.concat() }
+}
+
+/// `count` users with `points` each, created concurrently.
+pub async fn users_with_points(
+    app: &Arc<TestApp>,
+    count: usize,
+    points: i64,
+) -> Vec<Arc<TestUser>> {
+    join_all((0..count).map(|_| {
+        let app = app.clone();
+        async move { Arc::new(app.create_user(points).await) }
+    }))
+    .await
 }

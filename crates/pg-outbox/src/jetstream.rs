@@ -89,16 +89,15 @@ pub struct JetStreamDestination {
     context: jetstream::Context,
     config: JetStreamConfig,
     relay: Arc<RelayConfig>,
-    /// Set once the stream has been checked; until then each round checks it first.
-    stream: OnceCell<CheckedStream>,
+    stream: StreamCheck,
 }
 
 impl JetStreamDestination {
     /// Connects (in the background: a broker that is down now is retried until it answers)
     /// and checks the stream, creating it if it is missing. A stream whose duplicate window
     /// is shorter than the relay's longest gap between two sends is refused here. When the
-    /// broker does not answer within a few seconds the relay starts anyway, and the check
-    /// runs before the first publish.
+    /// broker does not answer within a few seconds the relay starts anyway: the check goes on
+    /// in the background, and each round waits for it before publishing.
     pub async fn connect(
         name: &str,
         config: JetStreamConfig,
@@ -127,50 +126,165 @@ impl JetStreamDestination {
             .max_ack_inflight(2 * crate::relay::config::MAX_BATCH_SIZE as usize)
             .backpressure_on_inflight(true)
             .build(client);
-        let destination = JetStreamDestination {
+        let stream = StreamCheck {
+            destination: name.to_owned(),
+            context: context.clone(),
+            config: config.clone(),
+            needed_window: relay.longest_resend_gap(),
+            checked: Arc::new(OnceCell::new()),
+        };
+        match tokio::time::timeout(START_CHECK_TIMEOUT, stream.checked()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(refused @ JetStreamError::DuplicateWindowTooShort { .. })) => {
+                return Err(refused)
+            }
+            Ok(Err(error)) => {
+                log::warn!(
+                    "jetstream stream not checked yet destination={name} error=\"{}\"; checking again in the background",
+                    crate::error::cause_chain(&error)
+                );
+                tokio::spawn(stream.clone().check_until_done());
+            }
+            Err(_) => {
+                log::warn!(
+                    "jetstream does not answer yet destination={name}; events wait, and the stream is checked once it does"
+                );
+                tokio::spawn(stream.clone().check_until_done());
+            }
+        }
+        Ok(JetStreamDestination {
             name: name.to_owned(),
             context,
             config,
             relay: Arc::new(relay.clone()),
-            stream: OnceCell::new(),
+            stream,
+        })
+    }
+
+    /// Publishes `claim`'s events back to back, then awaits their PubAcks together, until
+    /// all are answered or the claim is cut off (shutdown, lease running out).
+    async fn publish_claim(
+        &self,
+        claim: &Claim,
+        shutdown: &CancellationToken,
+    ) -> Vec<(i64, Verdict)> {
+        let stream = match self.stream.checked().await {
+            Ok(stream) => stream,
+            Err(error) => {
+                let error = format!("stream not ready: {}", crate::error::cause_chain(&error));
+                return retry_all(claim, &error);
+            }
         };
-        match tokio::time::timeout(START_CHECK_TIMEOUT, destination.checked_stream()).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(refused @ JetStreamError::DuplicateWindowTooShort { .. })) => return Err(refused),
-            Ok(Err(error)) => log::warn!(
-                "jetstream stream not checked yet destination={name} error=\"{}\"; the first round checks it",
-                crate::error::cause_chain(&error)
-            ),
-            Err(_) => log::warn!(
-                "jetstream does not answer yet destination={name}; events wait, and the first round checks the stream"
-            ),
+        let mut verdicts = Vec::with_capacity(claim.deliveries.len());
+        let mut acks = FuturesUnordered::new();
+        for delivery in &claim.deliveries {
+            let subject = self.config.subject_for(delivery);
+            if !stream.subjects.iter().any(|f| subject_matches(f, &subject)) {
+                let error = format!(
+                    "stream {} does not cover subject {subject:?}",
+                    self.config.stream
+                );
+                verdicts.push((delivery.outbox_id, Verdict::Rejected { error }));
+                continue;
+            }
+            match self.publish(subject, delivery).await {
+                Ok(ack) => {
+                    let id = delivery.outbox_id;
+                    acks.push(async move { (id, ack.await) });
+                }
+                Err(error) => verdicts.push((delivery.outbox_id, publish_verdict(&error))),
+            }
         }
-        Ok(destination)
+        let cut_off = claim_cut_off(&self.relay, shutdown, &self.name);
+        tokio::pin!(cut_off);
+        let mut duplicates = 0;
+        loop {
+            tokio::select! {
+                next = acks.next() => match next {
+                    Some((id, answer)) => {
+                        duplicates += u64::from(answer.as_ref().is_ok_and(|ack| ack.duplicate));
+                        verdicts.push((id, pub_ack_verdict(answer)));
+                    }
+                    None => break,
+                },
+                _ = &mut cut_off => break,
+            }
+        }
+        if duplicates > 0 {
+            // Sent before by a relay whose acknowledgement did not reach the database: the
+            // stream recognised the event id and kept its first copy.
+            crate::metrics::global().observe_delivery(&self.name, "duplicate", duplicates);
+        }
+        verdicts
     }
 
-    /// The stream, checked (and created if missing) the first time it answers.
-    async fn checked_stream(&self) -> Result<&CheckedStream, JetStreamError> {
-        self.stream.get_or_try_init(|| self.check_stream()).await
+    async fn publish(
+        &self,
+        subject: String,
+        delivery: &ClaimedDelivery,
+    ) -> Result<PublishAckFuture, async_nats::jetstream::context::PublishError> {
+        let payload = serde_json::to_vec(&delivery.payload).unwrap_or_default();
+        let mut message = PublishMessage::build()
+            .payload(payload.into())
+            .message_id(delivery.event_id.to_string())
+            .expected_stream(self.config.stream.as_str());
+        if let Some(traceparent) = &delivery.trace_context {
+            message = message.header("traceparent", traceparent.as_str());
+        }
+        self.context.send_publish(subject, message).await
+    }
+}
+
+/// The stream this destination publishes to, checked (and created if missing) once, the
+/// first time the broker answers; shared by the rounds and the background check.
+#[derive(Clone)]
+struct StreamCheck {
+    destination: String,
+    context: jetstream::Context,
+    config: JetStreamConfig,
+    /// The relay's longest gap between two sends of one event: the shortest duplicate window
+    /// that keeps a resent event from being stored twice.
+    needed_window: Duration,
+    checked: Arc<OnceCell<CheckedStream>>,
+}
+
+impl StreamCheck {
+    async fn checked(&self) -> Result<&CheckedStream, JetStreamError> {
+        self.checked.get_or_try_init(|| self.check()).await
     }
 
-    async fn check_stream(&self) -> Result<CheckedStream, JetStreamError> {
+    /// Checks again every second until the stream is checked or refused.
+    async fn check_until_done(self) {
+        loop {
+            match self.checked().await {
+                Ok(_) => return,
+                Err(refused @ JetStreamError::DuplicateWindowTooShort { .. }) => {
+                    let error = crate::error::cause_chain(&refused);
+                    return log::error!(
+                        "jetstream stream refused destination={} error=\"{error}\"; nothing is published",
+                        self.destination
+                    );
+                }
+                Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+            }
+        }
+    }
+
+    async fn check(&self) -> Result<CheckedStream, JetStreamError> {
         let name = &self.config.stream;
         let info = match self.context.get_stream(name).await {
             Ok(stream) => stream.cached_info().clone(),
-            Err(error) if is_stream_not_found(&error.kind()) => self.create_stream().await?,
+            Err(error) if is_stream_not_found(&error.kind()) => {
+                // Refused before it exists: a stream made with this window could not dedupe.
+                self.refuse_short_window(self.config.duplicate_window)?;
+                self.create().await?
+            }
             Err(error) => return Err(stream_error(name, &error)),
         };
-        let needed = self.relay.longest_resend_gap();
-        if info.config.duplicate_window < needed {
-            return Err(JetStreamError::DuplicateWindowTooShort {
-                stream: name.clone(),
-                window: info.config.duplicate_window,
-                needed,
-            });
-        }
+        self.refuse_short_window(info.config.duplicate_window)?;
         log::info!(
             "jetstream stream ready destination={} stream={name} subjects={:?} replicas={} duplicate_window_s={}",
-            self.name,
+            self.destination,
             info.config.subjects,
             info.config.num_replicas,
             info.config.duplicate_window.as_secs()
@@ -180,7 +294,20 @@ impl JetStreamDestination {
         })
     }
 
-    async fn create_stream(&self) -> Result<stream::Info, JetStreamError> {
+    /// A duplicate window shorter than the relay's longest gap between two sends of one
+    /// event would let a resent event be stored twice.
+    fn refuse_short_window(&self, window: Duration) -> Result<(), JetStreamError> {
+        match window < self.needed_window {
+            true => Err(JetStreamError::DuplicateWindowTooShort {
+                stream: self.config.stream.clone(),
+                window,
+                needed: self.needed_window,
+            }),
+            false => Ok(()),
+        }
+    }
+
+    async fn create(&self) -> Result<stream::Info, JetStreamError> {
         let name = &self.config.stream;
         let created = self
             .context
@@ -210,70 +337,6 @@ impl JetStreamDestination {
             }
             Err(error) => Err(stream_error(name, &error)),
         }
-    }
-
-    /// Publishes `claim`'s events back to back, then awaits their PubAcks together, until
-    /// all are answered or the claim is cut off (shutdown, lease running out).
-    async fn publish_claim(
-        &self,
-        claim: &Claim,
-        shutdown: &CancellationToken,
-    ) -> Vec<(i64, Verdict)> {
-        let stream = match self.checked_stream().await {
-            Ok(stream) => stream,
-            Err(error) => {
-                let error = format!("stream not ready: {}", crate::error::cause_chain(&error));
-                return retry_all(claim, &error);
-            }
-        };
-        let mut verdicts = Vec::with_capacity(claim.deliveries.len());
-        let mut acks = FuturesUnordered::new();
-        for delivery in &claim.deliveries {
-            let subject = self.config.subject_for(delivery);
-            if !stream.subjects.iter().any(|f| subject_matches(f, &subject)) {
-                let error = format!(
-                    "stream {} does not cover subject {subject:?}",
-                    self.config.stream
-                );
-                verdicts.push((delivery.outbox_id, Verdict::Rejected { error }));
-                continue;
-            }
-            match self.publish(subject, delivery).await {
-                Ok(ack) => {
-                    let id = delivery.outbox_id;
-                    acks.push(async move { (id, pub_ack_verdict(ack.await)) });
-                }
-                Err(error) => verdicts.push((delivery.outbox_id, publish_verdict(&error))),
-            }
-        }
-        let cut_off = claim_cut_off(&self.relay, shutdown, &self.name);
-        tokio::pin!(cut_off);
-        loop {
-            tokio::select! {
-                next = acks.next() => match next {
-                    Some(answered) => verdicts.push(answered),
-                    None => break,
-                },
-                _ = &mut cut_off => break,
-            }
-        }
-        verdicts
-    }
-
-    async fn publish(
-        &self,
-        subject: String,
-        delivery: &ClaimedDelivery,
-    ) -> Result<PublishAckFuture, async_nats::jetstream::context::PublishError> {
-        let payload = serde_json::to_vec(&delivery.payload).unwrap_or_default();
-        let mut message = PublishMessage::build()
-            .payload(payload.into())
-            .message_id(delivery.event_id.to_string())
-            .expected_stream(self.config.stream.as_str());
-        if let Some(traceparent) = &delivery.trace_context {
-            message = message.header("traceparent", traceparent.as_str());
-        }
-        self.context.send_publish(subject, message).await
     }
 }
 

@@ -66,7 +66,8 @@ impl RelayMetrics {
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "outbox_deliveries",
-            "Delivery attempts by destination and outcome",
+            "Delivery attempts by destination and outcome (delivered, retry, dead; duplicate: \
+             delivered, and the destination said it had the event already)",
             self.deliveries.clone(),
         );
         registry.register(

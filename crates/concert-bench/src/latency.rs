@@ -25,7 +25,7 @@ use concert_outbox::reservations::hold_seat;
 use concert_outbox::users::create_user;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Timestamptz};
-use pg_outbox::relay::Relay;
+use pg_outbox::jetstream::JetStreamConfig;
 use pg_outbox::waker::RelayWaker;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -68,14 +68,36 @@ pub struct LatencyReport {
     pub listen: bool,
 }
 
+/// Where the latency runs' events go.
+pub enum Receiver {
+    /// Both HTTP destinations, the data platform and the notifier (the mock platform).
+    Http,
+    /// The JetStream stream alone: the figure is commit-to-PubAck.
+    JetStream(JetStreamConfig),
+}
+
 /// One latency run on a database of its own; `listen` false leaves the relay to its poll.
-pub async fn run(server_url: &str, args: &LatencyArgs, listen: bool) -> BenchResult<LatencyReport> {
+pub async fn run(
+    server_url: &str,
+    args: &LatencyArgs,
+    listen: bool,
+    receiver: &Receiver,
+) -> BenchResult<LatencyReport> {
     let db = BenchDb::create(server_url)?;
     let pool = db.pool(LOAD_POOL_SIZE)?;
     let payments = (args.rate as usize) * (args.seconds as usize);
     let seed = seed_catalog(&pool, payments).await?;
     let platform = MockPlatform::start()?;
-    let relay = default_relay(&db, &platform.url, listen).await?;
+    let mut settings = default_relay_settings(&db, &platform.url, listen)?;
+    if let Receiver::JetStream(jetstream) = receiver {
+        with_db(&pool, |conn| {
+            diesel::sql_query("DELETE FROM outbox_destinations").execute(conn)
+        })
+        .await?;
+        settings.endpoints.clear();
+        settings.jetstream = Some(jetstream.clone());
+    }
+    let relay = settings.start_relay(settings.build_pool()?).await?;
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(relay.run(shutdown.clone()));
     if listen {
@@ -99,10 +121,11 @@ pub async fn run(server_url: &str, args: &LatencyArgs, listen: bool) -> BenchRes
             .collect(),
     );
     Ok(LatencyReport {
-        mode: if listen {
-            "LISTEN/NOTIFY"
-        } else {
-            "polling only (RELAY_LISTEN=false, 500 ms)"
+        mode: match (listen, receiver) {
+            (true, Receiver::Http) => "LISTEN/NOTIFY",
+            (false, Receiver::Http) => "polling only (RELAY_LISTEN=false, 500 ms)",
+            (true, Receiver::JetStream(_)) => "LISTEN/NOTIFY, JetStream only (commit to PubAck)",
+            (false, Receiver::JetStream(_)) => "polling only, JetStream only",
         },
         payments_ok: load.latencies.len(),
         payments_failed: load.failed,
@@ -160,14 +183,19 @@ fn seat_ids(conn: &mut PgConnection) -> QueryResult<Vec<i64>> {
 }
 
 /// A relay exactly as `RELAY_IN_PROCESS` would run it: both destinations, default settings.
-async fn default_relay(db: &BenchDb, platform_url: &str, listen: bool) -> BenchResult<Relay> {
+fn default_relay_settings(
+    db: &BenchDb,
+    platform_url: &str,
+    listen: bool,
+) -> BenchResult<RelaySettings> {
     let settings = HashMap::from([
         ("DATABASE_URL", db.url.clone()),
         ("DATA_PLATFORM_URL", platform_url.to_owned()),
         ("RELAY_LISTEN", listen.to_string()),
     ]);
-    let settings = RelaySettings::from_lookup(|name| settings.get(name).cloned())?;
-    Ok(settings.start_relay(settings.build_pool()?).await?)
+    Ok(RelaySettings::from_lookup(|name| {
+        settings.get(name).cloned()
+    })?)
 }
 
 /// Payments made before the relay listens would wait for a poll and skew the figures.

@@ -5,6 +5,9 @@
 //! concert-bench relay    --events 100000            # outbox drain (single / batched POSTs) vs the same HTTP
 //!                                                   # work without a database; then commit-to-delivery
 //!                                                   # latency with LISTEN/NOTIFY vs polling
+//! concert-bench relay --destination jetstream       # drain into a JetStream stream (a private nats-server)
+//!                                                   # vs the same publishing without a database; then
+//!                                                   # commit-to-PubAck latency
 //! concert-bench flows    --clients 64 --seconds 20  # hold + pay through the real concert-api vs the
 //!                                                   # same SQL straight to Postgres
 //! concert-bench hot-seat --clients 1000 --seats 50  # everyone races for a few seats at once; exits
@@ -23,6 +26,7 @@ mod bench_db;
 mod flows;
 mod hot_seat;
 mod http_baseline;
+mod jetstream;
 mod latency;
 mod observe;
 mod platform;
@@ -90,6 +94,11 @@ async fn main() -> ExitCode {
 async fn run(cli: &Cli) -> BenchResult<bool> {
     let url = cli.database_url.as_str();
     match &cli.command {
+        Command::Relay(args) if args.destination == relay::DrainTo::Jetstream => {
+            let report = jetstream::run(url, args).await?;
+            print_report(cli.json, &report)?;
+            Ok(true)
+        }
         Command::Relay(args) => {
             let report = relay::run(url, args).await?;
             print_report(cli.json, &report)?;

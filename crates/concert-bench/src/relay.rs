@@ -43,11 +43,21 @@ pub struct RelayArgs {
     /// RELAY_WORKERS: claim loops per destination.
     #[arg(long, default_value_t = 2)]
     pub workers: u32,
+    /// Where the backlog drains: the data platform over HTTP, or a JetStream stream on a
+    /// private nats-server.
+    #[arg(long, value_enum, default_value_t = DrainTo::Http)]
+    pub destination: DrainTo,
     #[command(flatten)]
     pub latency: LatencyArgs,
     /// Skip the latency part (drain only).
     #[arg(long)]
     pub no_latency: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DrainTo {
+    Http,
+    Jetstream,
 }
 
 #[derive(Debug, Serialize)]
@@ -105,7 +115,8 @@ pub async fn run(server_url: &str, args: &RelayArgs) -> BenchResult<RelayReport>
     let mut latency = Vec::new();
     if !args.no_latency {
         for listen in [true, false] {
-            latency.push(latency::run(server_url, &args.latency, listen).await?);
+            let receiver = latency::Receiver::Http;
+            latency.push(latency::run(server_url, &args.latency, listen, &receiver).await?);
         }
     }
     Ok(RelayReport {
@@ -177,7 +188,11 @@ async fn drain_phase(
 /// `count` pending events in one statement. The fan-out trigger stays on, so each gets its
 /// `data_platform` delivery exactly as a payment's event would. The payload has the shape of a
 /// real `reservation.confirmed` event, so the HTTP work matches production's.
-fn insert_pending_events(conn: &mut PgConnection, first: i64, count: i64) -> QueryResult<usize> {
+pub fn insert_pending_events(
+    conn: &mut PgConnection,
+    first: i64,
+    count: i64,
+) -> QueryResult<usize> {
     // OFFSET 0 keeps the subquery from being flattened, so gen_random_uuid() runs once per
     // row and the payload's event_id is the row's event_id.
     diesel::sql_query(
@@ -239,7 +254,7 @@ async fn data_platform_relay(
 }
 
 /// Generous: a relay slower than 500 events/s fails the phase rather than hanging the bench.
-fn drain_deadline(events: usize) -> Duration {
+pub fn drain_deadline(events: usize) -> Duration {
     Duration::from_secs(60).max(Duration::from_millis(events as u64 * 2))
 }
 
@@ -247,7 +262,7 @@ fn drain_deadline(events: usize) -> Duration {
 /// is looked up from the top of the primary key: the relay claims oldest first, so while it
 /// drains, the first entry read is live, and the poll never walks the rows already deleted
 /// (a sequential scan would, 40 times a second, taking CPU from the relay it measures).
-async fn wait_until_drained(
+pub async fn wait_until_drained(
     pool: &DbPool,
     relay: &tokio::task::JoinHandle<Result<(), pg_outbox::relay::RelayError>>,
     within: Duration,

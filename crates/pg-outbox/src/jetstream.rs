@@ -17,7 +17,7 @@ use crate::relay::destination::{claim_cut_off, Destination, Verdict};
 use crate::relay::store::{Claim, ClaimedDelivery};
 use crate::relay::RelayConfig;
 use async_nats::jetstream::context::{
-    CreateStreamErrorKind, GetStreamErrorKind, PublishAckFuture, PublishErrorKind,
+    CreateStreamErrorKind, GetStreamErrorKind, PublishAckFuture, PublishError, PublishErrorKind,
 };
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::ErrorCode;
@@ -123,7 +123,8 @@ impl JetStreamDestination {
             .map_err(JetStreamError::Connect)?;
         let context = jetstream::ContextBuilder::new()
             .timeout(relay.request_timeout)
-            .max_ack_inflight(2 * crate::relay::config::MAX_BATCH_SIZE as usize)
+            // Every loop's whole claim can be in flight at once.
+            .max_ack_inflight(relay.workers * relay.batch_size as usize)
             .backpressure_on_inflight(true)
             .build(client);
         let stream = StreamCheck {
@@ -176,6 +177,9 @@ impl JetStreamDestination {
             }
         };
         let mut verdicts = Vec::with_capacity(claim.deliveries.len());
+        // One future per event, publish then PubAck, all driven together: the publishes go
+        // out back to back, and an event waiting for room among the PubAcks in flight (the
+        // context's limit) gets it as earlier ones are answered.
         let mut acks = FuturesUnordered::new();
         for delivery in &claim.deliveries {
             let subject = self.config.subject_for(delivery);
@@ -187,13 +191,13 @@ impl JetStreamDestination {
                 verdicts.push((delivery.outbox_id, Verdict::Rejected { error }));
                 continue;
             }
-            match self.publish(subject, delivery).await {
-                Ok(ack) => {
-                    let id = delivery.outbox_id;
-                    acks.push(async move { (id, ack.await) });
-                }
-                Err(error) => verdicts.push((delivery.outbox_id, publish_verdict(&error))),
-            }
+            acks.push(async move {
+                let answer = match self.publish(subject, delivery).await {
+                    Ok(ack) => Answer::PubAck(ack.await),
+                    Err(error) => Answer::NotSent(error),
+                };
+                (delivery.outbox_id, answer)
+            });
         }
         let cut_off = claim_cut_off(&self.relay, shutdown, &self.name);
         tokio::pin!(cut_off);
@@ -201,10 +205,11 @@ impl JetStreamDestination {
         loop {
             tokio::select! {
                 next = acks.next() => match next {
-                    Some((id, answer)) => {
+                    Some((id, Answer::PubAck(answer))) => {
                         duplicates += u64::from(answer.as_ref().is_ok_and(|ack| ack.duplicate));
                         verdicts.push((id, pub_ack_verdict(answer)));
                     }
+                    Some((id, Answer::NotSent(error))) => verdicts.push((id, publish_verdict(&error))),
                     None => break,
                 },
                 _ = &mut cut_off => break,
@@ -222,7 +227,7 @@ impl JetStreamDestination {
         &self,
         subject: String,
         delivery: &ClaimedDelivery,
-    ) -> Result<PublishAckFuture, async_nats::jetstream::context::PublishError> {
+    ) -> Result<PublishAckFuture, PublishError> {
         let payload = serde_json::to_vec(&delivery.payload).unwrap_or_default();
         let mut message = PublishMessage::build()
             .payload(payload.into())
@@ -361,6 +366,14 @@ impl Destination for JetStreamDestination {
     }
 }
 
+/// What became of one event's publish.
+enum Answer {
+    /// Sent; the PubAck, or why none came.
+    PubAck(Result<jetstream::publish::PublishAck, PublishError>),
+    /// Not sent at all.
+    NotSent(PublishError),
+}
+
 fn retry_all(claim: &Claim, error: &str) -> Vec<(i64, Verdict)> {
     claim
         .deliveries
@@ -376,7 +389,7 @@ fn retry_all(claim: &Claim, error: &str) -> Vec<(i64, Verdict)> {
 }
 
 /// A publish that never got its PubAck future: the message could not be sent.
-fn publish_verdict(error: &async_nats::jetstream::context::PublishError) -> Verdict {
+fn publish_verdict(error: &PublishError) -> Verdict {
     let text = crate::error::cause_chain(error);
     match error.kind() {
         // Refused before sending: this message can never be published as it is.
@@ -391,9 +404,7 @@ fn publish_verdict(error: &async_nats::jetstream::context::PublishError) -> Verd
 }
 
 /// What a PubAck (or its absence) means for the event.
-fn pub_ack_verdict(
-    ack: Result<jetstream::publish::PublishAck, jetstream::context::PublishError>,
-) -> Verdict {
+fn pub_ack_verdict(ack: Result<jetstream::publish::PublishAck, PublishError>) -> Verdict {
     let error = match ack {
         Ok(_) => return Verdict::Delivered,
         Err(error) => error,

@@ -12,6 +12,9 @@
 //!                                                   # same SQL straight to Postgres
 //! concert-bench hot-seat --clients 1000 --seats 50  # everyone races for a few seats at once; exits
 //!                                                   # non-zero unless exactly one hold per seat wins
+//! concert-bench soak     --events 1000000           # a steady stream through the relay on a private
+//!                                                   # PostgreSQL with autovacuum on: table sizes before,
+//!                                                   # during and after
 //! ```
 //!
 //! Every command creates its own database (`concert_bench_<random>`) on DATABASE_URL's server,
@@ -31,6 +34,7 @@ mod latency;
 mod observe;
 mod platform;
 mod relay;
+mod soak;
 mod sql_baseline;
 mod stats;
 
@@ -65,6 +69,9 @@ enum Command {
     Flows(flows::FlowsArgs),
     /// Many clients racing for a few seats at the same instant.
     HotSeat(hot_seat::HotSeatArgs),
+    /// A long steady stream of events through the relay on a private PostgreSQL with
+    /// autovacuum on, and the outbox tables' sizes before, during and after.
+    Soak(soak::SoakArgs),
 }
 
 #[tokio::main]
@@ -106,6 +113,11 @@ async fn run(cli: &Cli) -> BenchResult<bool> {
         }
         Command::Flows(args) => {
             let report = flows::run(url, args).await?;
+            print_report(cli.json, &report)?;
+            Ok(true)
+        }
+        Command::Soak(args) => {
+            let report = soak::run(args).await?;
             print_report(cli.json, &report)?;
             Ok(true)
         }

@@ -37,6 +37,11 @@ mod write;
 pub use migrations::MIGRATIONS;
 pub use write::{enqueue_event, wake_relays, NewEvent};
 
+/// The README's "use the outbox in your own service" example, compiled as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeExample;
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -102,6 +102,42 @@ async fn claim_and_acknowledgement_stay_index_scans_beside_a_million_sent_events
     );
 }
 
+/// Whether the claim's "earlier event owed" check compares each candidate with every owed
+/// delivery instead of looking its aggregate up.
+fn rescans_every_owed_delivery(plan: &str) -> bool {
+    plan.lines()
+        .any(|line| line.contains("Join Filter:") && line.contains("aggregate_id"))
+}
+
+#[tokio::test]
+async fn statistics_taken_while_nothing_was_owed_are_refreshed_before_they_slow_the_claim() {
+    let db = TestDb::create();
+    // What autovacuum does to a healthy outbox: it analyzes the deliveries table while none is
+    // owed, after many were (acknowledged deliveries are deleted).
+    write_events(&db, 5_000, 1);
+    db.execute("DELETE FROM outbox_deliveries");
+    db.execute("ANALYZE outbox_deliveries");
+    let mut conn = db.connect();
+    assert!(!store::refresh_stale_statistics(&mut conn).unwrap(), "nothing owed yet");
+
+    write_events(&db, 5_000, 1);
+    let plan = explain_claim(&db);
+    assert!(!rescans_every_owed_delivery(&plan), "{plan}");
+    // The burst reaches the statistics collector within a second or so.
+    eventually("the stale statistics to be refreshed", Duration::from_secs(30), || {
+        let refreshed = store::refresh_stale_statistics(&mut conn).unwrap();
+        async move { refreshed.then_some(()) }
+    })
+    .await;
+    assert!(db.scalar("SELECT reltuples::bigint FROM pg_class WHERE relname = 'outbox_deliveries'") >= 5_000);
+    let plan = explain_claim(&db);
+    assert!(
+        plan.contains("outbox_deliveries_by_aggregate"),
+        "each candidate looks its aggregate up by index:\n{plan}"
+    );
+    assert!(!store::refresh_stale_statistics(&mut conn).unwrap(), "fresh now");
+}
+
 #[tokio::test]
 async fn retention_deletes_old_sent_events_and_keeps_dead_and_pending_ones() {
     let db = TestDb::create();

@@ -23,14 +23,19 @@ type AnyError = Box<dyn std::error::Error + Send + Sync>;
 /// data. Settings come from the environment (see README.md); Ctrl-C stops everything.
 #[derive(clap::Parser)]
 #[command(name = "concert-outbox", version)]
-struct Cli {}
+struct Cli {
+    /// NATS server URLs, comma-separated: the relay also publishes every event to JetStream,
+    /// and the mock platform consumes the stream.
+    #[arg(long, env = "NATS_URL")]
+    nats_url: Option<String>,
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // No arguments are taken: anything given is refused with usage, not ignored.
-    let _: Cli = clap::Parser::parse();
+    // Anything else given is refused with usage, not ignored.
+    let cli: Cli = clap::Parser::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    match run().await {
+    match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("concert-outbox: {}", cause_chain(error.as_ref()));
@@ -39,7 +44,7 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run() -> Result<(), AnyError> {
+async fn run(cli: Cli) -> Result<(), AnyError> {
     let data_dir =
         PathBuf::from(std::env::var("CONCERT_DATA_DIR").unwrap_or_else(|_| ".data".into()));
     // Held until the end of `run`: dropping it stops the private server.
@@ -59,16 +64,6 @@ async fn run() -> Result<(), AnyError> {
         };
     let mock_listener = bind_or_any_port("MOCK_BIND", "127.0.0.1:9090")?;
     let mock_url = format!("http://{}", mock_listener.local_addr()?);
-    let mock = mock_platform::start(MockPlatformConfig {
-        listener: mock_listener,
-        faults: Faults::default(),
-        log_file: None,
-        // With NATS_URL the relay also publishes to JetStream, and the mock consumes it.
-        jetstream: jetstream_source(),
-    })?;
-    let mock_handle = mock.handle();
-    tokio::spawn(mock);
-
     let admin_token = env_or(
         "ADMIN_TOKEN",
         &format!("admin-{}", uuid::Uuid::new_v4().simple()),
@@ -77,6 +72,9 @@ async fn run() -> Result<(), AnyError> {
     settings.insert("DATABASE_URL".into(), database_url.clone());
     settings.insert("ADMIN_TOKEN".into(), admin_token.clone());
     settings.insert("RELAY_IN_PROCESS".into(), "true".into());
+    if let Some(urls) = cli.nats_url {
+        settings.insert("NATS_URL".into(), urls);
+    }
     settings
         .entry("DATA_PLATFORM_URL".into())
         .or_insert_with(|| mock_url.clone());
@@ -85,6 +83,24 @@ async fn run() -> Result<(), AnyError> {
         settings.insert("BIND_ADDR".into(), api.local_addr()?.to_string());
     }
     let config = ApiConfig::from_lookup(|name| settings.get(name).cloned())?;
+    // With NATS_URL the relay also publishes to JetStream, and the mock consumes the stream.
+    let jetstream = config
+        .relay
+        .as_ref()
+        .and_then(|relay| relay.jetstream.as_ref())
+        .map(|stream| JetStreamSource {
+            servers: stream.servers.clone(),
+            stream: stream.stream.clone(),
+            durable: "mock-data-platform".into(),
+        });
+    let mock = mock_platform::start(MockPlatformConfig {
+        listener: mock_listener,
+        faults: Faults::default(),
+        log_file: None,
+        jetstream: jetstream.clone(),
+    })?;
+    let mock_handle = mock.handle();
+    tokio::spawn(mock);
     let app = Application::build(config).await?;
 
     let demo = tokio::task::spawn_blocking({
@@ -101,6 +117,7 @@ async fn run() -> Result<(), AnyError> {
         admin_token: &admin_token,
         demo: &demo,
         postgres: postgres.as_ref(),
+        jetstream: jetstream.as_ref(),
     });
 
     app.run_until_stopped().await?;
@@ -121,18 +138,6 @@ fn bind_or_any_port(variable: &str, default: &str) -> Result<std::net::TcpListen
     TcpListener::bind(default).or_else(|error| {
         log::warn!("{default} is not free ({error}): listening on a free port instead; set {variable} to choose");
         Ok(TcpListener::bind("127.0.0.1:0")?)
-    })
-}
-
-/// The stream the relay publishes to when `NATS_URL` is set.
-fn jetstream_source() -> Option<JetStreamSource> {
-    let urls = std::env::var("NATS_URL")
-        .ok()
-        .filter(|v| !v.trim().is_empty())?;
-    Some(JetStreamSource {
-        servers: urls.split(',').map(|url| url.trim().to_owned()).collect(),
-        stream: env_or("NATS_STREAM", "CONCERT_EVENTS"),
-        durable: "mock-data-platform".into(),
     })
 }
 
@@ -163,6 +168,7 @@ struct Welcome<'a> {
     admin_token: &'a str,
     demo: &'a Demo,
     postgres: Option<&'a EmbeddedPostgres>,
+    jetstream: Option<&'a JetStreamSource>,
 }
 
 fn print_welcome(w: &Welcome) {
@@ -177,6 +183,13 @@ fn print_welcome(w: &Welcome) {
         .free_seat
         .map_or("<seat id>".to_string(), |s| s.to_string());
     let token = &demo.token;
+    let jetstream = w.jetstream.map_or(String::new(), |stream| {
+        format!(
+            "  jetstream:      stream {} on {} (the mock consumes it: {mock}/received)\n",
+            stream.stream,
+            stream.servers.join(",")
+        )
+    });
     let database = match w.postgres {
         None => "  database:       DATABASE_URL\n".to_string(),
         Some(postgres) => {
@@ -196,7 +209,7 @@ fn print_welcome(w: &Welcome) {
     println!(
         "\nconcert-outbox is running.\n\
          \n  seat map:       {api}/\n  dashboard:      {api}/admin  (log in with the admin token)\n\
-         \n  API:            {api}\n  data platform:  {mock}  (mock)\n  metrics:        {api}/metrics\n{database}\
+         \n  API:            {api}\n  data platform:  {mock}  (mock)\n{jetstream}  metrics:        {api}/metrics\n{database}\
          \n  demo token:     {token}\n  admin token:    {admin_token}\n\
          \nTry it:\n\
          \n  # 1. hold a seat\n  curl -s -X POST {api}/reservations -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' -d '{{\"seat_id\": {seat}}}'\n\

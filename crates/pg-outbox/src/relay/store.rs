@@ -217,6 +217,33 @@ pub fn delete_sent_events(conn: &mut PgConnection, retention: Duration) -> Query
     }
 }
 
+/// Refreshes `outbox_deliveries`' planner statistics when they say far fewer rows than the
+/// table holds: autovacuum usually analyzes it while nothing is owed, and a burst arriving
+/// after that is claimed with plans made for an empty table (see `claim_due_deliveries.sql`).
+/// Returns whether it analyzed. The live count comes from the statistics collector, a second
+/// or so behind the inserts.
+pub fn refresh_stale_statistics(conn: &mut PgConnection) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Stale {
+        #[diesel(sql_type = Bool)]
+        stale: bool,
+    }
+    let Stale { stale } = cached_sql(
+        "SELECT coalesce(s.n_live_tup > $1 AND s.n_live_tup > 4 * greatest(c.reltuples, 0), false) AS stale \
+         FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid \
+         WHERE c.oid = 'outbox_deliveries'::regclass",
+    )
+    .bind::<BigInt, _>(STALE_STATISTICS_ROWS)
+    .get_result(conn)?;
+    if stale {
+        diesel::sql_query("ANALYZE outbox_deliveries").execute(conn)?;
+    }
+    Ok(stale)
+}
+
+/// Below this many owed deliveries any plan is quick enough.
+const STALE_STATISTICS_ROWS: i64 = 1_000;
+
 fn truncate(text: &str, max_chars: usize) -> String {
     text.chars().take(max_chars).collect()
 }

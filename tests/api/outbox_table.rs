@@ -118,24 +118,37 @@ async fn statistics_taken_while_nothing_was_owed_are_refreshed_before_they_slow_
     db.execute("DELETE FROM outbox_deliveries");
     db.execute("ANALYZE outbox_deliveries");
     let mut conn = db.connect();
-    assert!(!store::refresh_stale_statistics(&mut conn).unwrap(), "nothing owed yet");
+    assert!(
+        !store::refresh_stale_statistics(&mut conn).unwrap(),
+        "nothing owed yet"
+    );
 
     write_events(&db, 5_000, 1);
     let plan = explain_claim(&db);
     assert!(!rescans_every_owed_delivery(&plan), "{plan}");
     // The burst reaches the statistics collector within a second or so.
-    eventually("the stale statistics to be refreshed", Duration::from_secs(30), || {
-        let refreshed = store::refresh_stale_statistics(&mut conn).unwrap();
-        async move { refreshed.then_some(()) }
-    })
+    eventually(
+        "the stale statistics to be refreshed",
+        Duration::from_secs(30),
+        || {
+            let refreshed = store::refresh_stale_statistics(&mut conn).unwrap();
+            async move { refreshed.then_some(()) }
+        },
+    )
     .await;
-    assert!(db.scalar("SELECT reltuples::bigint FROM pg_class WHERE relname = 'outbox_deliveries'") >= 5_000);
+    assert!(
+        db.scalar("SELECT reltuples::bigint FROM pg_class WHERE relname = 'outbox_deliveries'")
+            >= 5_000
+    );
     let plan = explain_claim(&db);
     assert!(
         plan.contains("outbox_deliveries_by_aggregate"),
         "each candidate looks its aggregate up by index:\n{plan}"
     );
-    assert!(!store::refresh_stale_statistics(&mut conn).unwrap(), "fresh now");
+    assert!(
+        !store::refresh_stale_statistics(&mut conn).unwrap(),
+        "fresh now"
+    );
 }
 
 #[tokio::test]

@@ -24,9 +24,8 @@ pub mod schema;
 
 pub use cached_sql;
 use diesel::pg::PgConnection;
-use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use diesel::r2d2::{ConnectionManager, PooledConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
-use std::time::Duration;
 
 pub use pg_outbox::db::DbPool;
 pub type DbConnection = PooledConnection<ConnectionManager<PgConnection>>;
@@ -35,20 +34,14 @@ pub type DbConnection = PooledConnection<ConnectionManager<PgConnection>>;
 /// (`pg_outbox::MIGRATIONS`), in one pass ordered by version.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
-/// How long a request waits for a free connection before it is told the service is busy.
-const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The pool does not ping a connection (`SELECT 1`) at every checkout, as r2d2 does by default:
-/// that was one more round trip per request, on the hot path of every hold and payment. A
-/// connection that broke while idle (the server restarted) fails the one request that uses it,
-/// is seen as broken when it comes back (diesel checks libpq's status) and is replaced.
+/// The API's pool (`pg_outbox::db::pool_builder`): a request waits at most 5 s for a connection
+/// before it is told the service is busy. No connection is pinged (`SELECT 1`) at checkout, as
+/// r2d2 does by default: that was one more round trip per request, on the hot path of every hold
+/// and payment. A connection that broke while idle (the server restarted) fails the one request
+/// that uses it, is seen as broken when it comes back (diesel checks libpq's status) and is
+/// replaced.
 pub fn build_pool(database_url: &str, size: u32) -> Result<DbPool, diesel::r2d2::PoolError> {
-    Pool::builder()
-        .max_size(size)
-        .min_idle(Some(size.min(2)))
-        .test_on_check_out(false)
-        .connection_timeout(CHECKOUT_TIMEOUT)
-        .build(ConnectionManager::new(database_url))
+    pg_outbox::db::pool_builder(size).build(ConnectionManager::new(database_url))
 }
 
 /// Key of the advisory lock that serialises migrations across processes starting together.

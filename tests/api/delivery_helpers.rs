@@ -209,10 +209,20 @@ pub fn relay_command(db: &TestDb, args: &[&str]) -> String {
 /// writer, interleaved (round-robin across aggregates) like concurrent traffic. Each payload
 /// carries its aggregate and its position `seq` within it. Returns the event ids.
 pub fn write_events(db: &TestDb, aggregates: i64, per_aggregate: i64) -> HashSet<String> {
+    write_events_from(db, 1, aggregates, per_aggregate)
+}
+
+/// [`write_events`] for the reservations numbered from `first`.
+pub fn write_events_from(
+    db: &TestDb,
+    first: i64,
+    aggregates: i64,
+    per_aggregate: i64,
+) -> HashSet<String> {
     let mut conn = db.connect();
     let mut ids = HashSet::new();
     for seq in 0..per_aggregate {
-        for aggregate in 1..=aggregates {
+        for aggregate in first..first + aggregates {
             let event_id = uuid::Uuid::new_v4();
             let event = NewEvent {
                 event_id,

@@ -15,6 +15,7 @@ mod helpers;
 mod holds;
 mod inbox;
 mod jetstream;
+mod jetstream_faults;
 mod mock_data_platform;
 mod nats;
 mod observability;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 pub type DbPool = Pool<ConnectionManager<PgConnection>>;
 
-/// How long a relay loop waits for a free connection before its round fails (and is retried).
+/// How long a relay loop (or a request) waits for a free connection before it fails.
 const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A pool for the relay, whose connections commit without waiting for the WAL flush
@@ -21,13 +21,19 @@ const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections are not pinged at checkout (r2d2's default `SELECT 1` is one more round trip
 /// per round); one that broke while idle fails the round that uses it and is replaced.
 pub fn build_relay_pool(database_url: &str, size: u32) -> Result<DbPool, diesel::r2d2::PoolError> {
+    pool_builder(size)
+        .connection_customizer(Box::new(AsynchronousCommit))
+        .build(ConnectionManager::new(database_url))
+}
+
+/// A pool of `size` connections that are not pinged at checkout and are waited for at most
+/// 5 s: the relay's, and a service's for its own work.
+pub fn pool_builder(size: u32) -> diesel::r2d2::Builder<ConnectionManager<PgConnection>> {
     Pool::builder()
         .max_size(size)
         .min_idle(Some(size.min(2)))
         .test_on_check_out(false)
         .connection_timeout(CHECKOUT_TIMEOUT)
-        .connection_customizer(Box::new(AsynchronousCommit))
-        .build(ConnectionManager::new(database_url))
 }
 
 #[derive(Debug)]

@@ -13,23 +13,26 @@
 //! A publish the stream refuses (a subject it does not cover, a message over its size limit,
 //! another stream capturing the subject) counts towards `RELAY_MAX_ATTEMPTS` and parks dead.
 
+mod stream;
+mod verdict;
+
+pub use stream::subject_matches;
+
 use crate::relay::destination::{claim_cut_off, Destination, Verdict};
 use crate::relay::store::{Claim, ClaimedDelivery};
 use crate::relay::RelayConfig;
-use async_nats::jetstream::context::{
-    CreateStreamErrorKind, GetStreamErrorKind, PublishAckFuture, PublishError, PublishErrorKind,
-};
+use async_nats::jetstream;
+use async_nats::jetstream::context::{PublishAckFuture, PublishError};
 use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::ErrorCode;
-use async_nats::jetstream::{self, stream};
 use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::OnceCell;
+use stream::StreamCheck;
 use tokio_util::sync::CancellationToken;
+use verdict::{pub_ack_verdict, publish_verdict};
 
-/// How long start-up waits to check the stream before it leaves the check to the first round
+/// How long start-up waits to check the stream before it leaves the check to a background task
 /// (the broker may be down when the relay starts; the relay starts anyway).
 const START_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -78,12 +81,6 @@ pub enum JetStreamError {
     Stream { stream: String, reason: String },
 }
 
-/// A stream that was found (or made) fit to publish to: the subjects it covers.
-#[derive(Debug)]
-struct CheckedStream {
-    subjects: Vec<String>,
-}
-
 pub struct JetStreamDestination {
     name: String,
     context: jetstream::Context,
@@ -127,13 +124,7 @@ impl JetStreamDestination {
             .max_ack_inflight(relay.workers * relay.batch_size as usize)
             .backpressure_on_inflight(true)
             .build(client);
-        let stream = StreamCheck {
-            destination: name.to_owned(),
-            context: context.clone(),
-            config: config.clone(),
-            needed_window: relay.longest_resend_gap(),
-            checked: Arc::new(OnceCell::new()),
-        };
+        let stream = StreamCheck::new(name, &context, &config, relay.longest_resend_gap());
         match tokio::time::timeout(START_CHECK_TIMEOUT, stream.checked()).await {
             Ok(Ok(_)) => {}
             Ok(Err(refused @ JetStreamError::DuplicateWindowTooShort { .. })) => {
@@ -240,111 +231,6 @@ impl JetStreamDestination {
     }
 }
 
-/// The stream this destination publishes to, checked (and created if missing) once, the
-/// first time the broker answers; shared by the rounds and the background check.
-#[derive(Clone)]
-struct StreamCheck {
-    destination: String,
-    context: jetstream::Context,
-    config: JetStreamConfig,
-    /// The relay's longest gap between two sends of one event: the shortest duplicate window
-    /// that keeps a resent event from being stored twice.
-    needed_window: Duration,
-    checked: Arc<OnceCell<CheckedStream>>,
-}
-
-impl StreamCheck {
-    async fn checked(&self) -> Result<&CheckedStream, JetStreamError> {
-        self.checked.get_or_try_init(|| self.check()).await
-    }
-
-    /// Checks again every second until the stream is checked or refused.
-    async fn check_until_done(self) {
-        loop {
-            match self.checked().await {
-                Ok(_) => return,
-                Err(refused @ JetStreamError::DuplicateWindowTooShort { .. }) => {
-                    let error = crate::error::cause_chain(&refused);
-                    return log::error!(
-                        "jetstream stream refused destination={} error=\"{error}\"; nothing is published",
-                        self.destination
-                    );
-                }
-                Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
-            }
-        }
-    }
-
-    async fn check(&self) -> Result<CheckedStream, JetStreamError> {
-        let name = &self.config.stream;
-        let info = match self.context.get_stream(name).await {
-            Ok(stream) => stream.cached_info().clone(),
-            Err(error) if is_stream_not_found(&error.kind()) => {
-                // Refused before it exists: a stream made with this window could not dedupe.
-                self.refuse_short_window(self.config.duplicate_window)?;
-                self.create().await?
-            }
-            Err(error) => return Err(stream_error(name, &error)),
-        };
-        self.refuse_short_window(info.config.duplicate_window)?;
-        log::info!(
-            "jetstream stream ready destination={} stream={name} subjects={:?} replicas={} duplicate_window_s={}",
-            self.destination,
-            info.config.subjects,
-            info.config.num_replicas,
-            info.config.duplicate_window.as_secs()
-        );
-        Ok(CheckedStream {
-            subjects: info.config.subjects,
-        })
-    }
-
-    /// A duplicate window shorter than the relay's longest gap between two sends of one
-    /// event would let a resent event be stored twice.
-    fn refuse_short_window(&self, window: Duration) -> Result<(), JetStreamError> {
-        match window < self.needed_window {
-            true => Err(JetStreamError::DuplicateWindowTooShort {
-                stream: self.config.stream.clone(),
-                window,
-                needed: self.needed_window,
-            }),
-            false => Ok(()),
-        }
-    }
-
-    async fn create(&self) -> Result<stream::Info, JetStreamError> {
-        let name = &self.config.stream;
-        let created = self
-            .context
-            .create_stream(stream::Config {
-                name: name.clone(),
-                subjects: vec![format!("{}.>", self.config.subject_prefix)],
-                storage: stream::StorageType::File,
-                num_replicas: self.config.replicas,
-                duplicate_window: self.config.duplicate_window,
-                ..Default::default()
-            })
-            .await;
-        match created {
-            Ok(stream) => {
-                log::info!("jetstream stream created stream={name}");
-                Ok(stream.cached_info().clone())
-            }
-            // Another relay created it meanwhile: read what it made.
-            Err(error) if matches!(&error.kind(), CreateStreamErrorKind::JetStream(e) if e.error_code() == ErrorCode::STREAM_NAME_EXIST) =>
-            {
-                let stream = self
-                    .context
-                    .get_stream(name)
-                    .await
-                    .map_err(|error| stream_error(name, &error))?;
-                Ok(stream.cached_info().clone())
-            }
-            Err(error) => Err(stream_error(name, &error)),
-        }
-    }
-}
-
 impl Destination for JetStreamDestination {
     fn name(&self) -> &str {
         &self.name
@@ -386,99 +272,4 @@ fn retry_all(claim: &Claim, error: &str) -> Vec<(i64, Verdict)> {
             (d.outbox_id, verdict)
         })
         .collect()
-}
-
-/// A publish that never got its PubAck future: the message could not be sent.
-fn publish_verdict(error: &PublishError) -> Verdict {
-    let text = crate::error::cause_chain(error);
-    match error.kind() {
-        // Refused before sending: this message can never be published as it is.
-        PublishErrorKind::MaxPayloadExceeded | PublishErrorKind::Other => {
-            Verdict::Rejected { error: text }
-        }
-        _ => Verdict::Retry {
-            error: text,
-            retry_after: None,
-        },
-    }
-}
-
-/// What a PubAck (or its absence) means for the event.
-fn pub_ack_verdict(ack: Result<jetstream::publish::PublishAck, PublishError>) -> Verdict {
-    let error = match ack {
-        Ok(_) => return Verdict::Delivered,
-        Err(error) => error,
-    };
-    let text = crate::error::cause_chain(&error);
-    let refused = match error.kind() {
-        PublishErrorKind::MaxPayloadExceeded => true,
-        // The stream answered with an error: refused if it is about this message.
-        PublishErrorKind::Other => std::error::Error::source(&error)
-            .and_then(|source| source.downcast_ref::<jetstream::Error>())
-            .is_some_and(|api| refuses_the_message(api.error_code())),
-        // No responders (no stream, or no leader yet), timed out, connection lost: may pass.
-        _ => false,
-    };
-    match refused {
-        true => Verdict::Rejected { error: text },
-        false => Verdict::Retry {
-            error: text,
-            retry_after: None,
-        },
-    }
-}
-
-/// JetStream errors that refuse the message itself, not the moment.
-fn refuses_the_message(code: ErrorCode) -> bool {
-    [
-        ErrorCode::STREAM_MESSAGE_EXCEEDS_MAXIMUM,
-        ErrorCode::STREAM_NOT_MATCH,
-        ErrorCode::STREAM_MISMATCH,
-    ]
-    .contains(&code)
-}
-
-fn is_stream_not_found(kind: &GetStreamErrorKind) -> bool {
-    matches!(kind, GetStreamErrorKind::JetStream(e) if e.error_code() == ErrorCode::STREAM_NOT_FOUND)
-}
-
-fn stream_error(stream: &str, error: &dyn std::error::Error) -> JetStreamError {
-    JetStreamError::Stream {
-        stream: stream.to_owned(),
-        reason: crate::error::cause_chain(error),
-    }
-}
-
-/// Whether `subject` matches the stream subject `filter` (`*` one token, `>` the rest).
-pub fn subject_matches(filter: &str, subject: &str) -> bool {
-    let mut tokens = subject.split('.');
-    for wanted in filter.split('.') {
-        match (wanted, tokens.next()) {
-            (">", Some(_)) => return true,
-            ("*", Some(_)) => {}
-            (wanted, Some(token)) if wanted == token => {}
-            _ => return false,
-        }
-    }
-    tokens.next().is_none()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn subjects_match_as_nats_matches_them() {
-        assert!(subject_matches(
-            "concert.>",
-            "concert.1.reservation.confirmed"
-        ));
-        assert!(subject_matches("a.*.c", "a.b.c"));
-        assert!(!subject_matches("a.*.c", "a.b.d"));
-        assert!(!subject_matches("a.*", "a.b.c"));
-        assert!(!subject_matches("a.>", "a"));
-        assert!(subject_matches("a.b", "a.b"));
-        assert!(!subject_matches("a.b", "a.b.c"));
-        assert!(!subject_matches("other.>", "concert.1.x"));
-    }
 }

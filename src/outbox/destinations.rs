@@ -4,6 +4,7 @@
 //! (`NATS_STREAM`, `NATS_STREAM_REPLICAS`, `NATS_DUPLICATE_WINDOW`). Each destination has its
 //! own delivery rows, attempts, lease and backoff, so one that is down delays no other.
 
+use super::events::{RESERVATION_CANCELLED, RESERVATION_CONFIRMED};
 use super::notifier::notifier_message;
 use pg_outbox::db::DbPool;
 use pg_outbox::jetstream::{JetStreamConfig, JetStreamDestination, JetStreamError};
@@ -55,12 +56,14 @@ impl RelaySettings {
                 url: endpoint(&data_platform_url, "/reservations"),
                 render: event_payload,
                 batch: env.parsed_or("DATA_PLATFORM_BATCH", true)?,
+                event_types: Some(reservation_events()),
             },
             HttpEndpoint {
                 name: "notification".into(),
                 url: notifier_url,
                 render: notifier_message,
                 batch: env.parsed_or("NOTIFY_BATCH", true)?,
+                event_types: Some(reservation_events()),
             },
         ];
         endpoints.extend(extra_destinations(lookup("RELAY_EXTRA_DESTINATIONS"))?);
@@ -97,6 +100,14 @@ impl RelaySettings {
         }
         Ok(relay)
     }
+}
+
+/// What the data platform and the notifier take: the reservation events, and nothing else a
+/// service's outbox may carry (the split's commands to the payment side).
+fn reservation_events() -> Vec<String> {
+    [RESERVATION_CONFIRMED, RESERVATION_CANCELLED]
+        .map(str::to_owned)
+        .to_vec()
 }
 
 /// `NATS_URL=nats://a:4222,nats://b:4222` turns the JetStream destination on.
@@ -149,6 +160,7 @@ fn jetstream_config(
         subject_prefix: SUBJECT_PREFIX.into(),
         replicas,
         duplicate_window,
+        event_types: Some(reservation_events()),
     }))
 }
 
@@ -209,6 +221,7 @@ fn extra_destinations(raw: Option<String>) -> Result<Vec<HttpEndpoint>, ConfigEr
                 url: url.into(),
                 render: event_payload,
                 batch,
+                event_types: None,
             })
         })
         .collect()

@@ -277,6 +277,62 @@ async fn an_event_owes_one_delivery_per_registered_destination() {
 }
 
 #[tokio::test]
+async fn a_destination_gets_deliveries_only_for_the_event_types_it_takes() {
+    let db = TestDb::create();
+    db.execute("DELETE FROM outbox_destinations");
+    let only = |name: &str, types: Option<&[&str]>| store::Registration {
+        name: name.into(),
+        event_types: types.map(|t| t.iter().map(|s| s.to_string()).collect()),
+    };
+    let registered = store::register_destinations(
+        &mut db.connect(),
+        &[
+            only("platform", Some(&["reservation.confirmed"])),
+            only(
+                "payment_svc",
+                Some(&["payment.requested", "payment.refund_requested"]),
+            ),
+            only("audit", None),
+        ],
+    )
+    .unwrap();
+    assert_eq!(registered, 3);
+    let mut conn = db.connect();
+    for event_type in ["reservation.confirmed", "payment.requested", "seat.noticed"] {
+        let event_id = uuid::Uuid::new_v4();
+        pg_outbox::enqueue_event(
+            &mut conn,
+            &pg_outbox::NewEvent {
+                event_id,
+                aggregate_type: "reservation",
+                aggregate_id: 1,
+                event_type,
+                payload: serde_json::json!({"event_id": event_id}),
+                trace_context: None,
+            },
+        )
+        .unwrap();
+    }
+    let owed = |event_type: &str| {
+        db.text(&format!(
+            "SELECT string_agg(d.destination, ',' ORDER BY d.destination) || ' / ' || max(o.pending_deliveries) \
+             FROM outbox o JOIN outbox_deliveries d ON d.outbox_id = o.id WHERE o.event_type = '{event_type}'"
+        ))
+    };
+    assert_eq!(owed("reservation.confirmed"), "audit,platform / 2");
+    assert_eq!(owed("payment.requested"), "audit,payment_svc / 2");
+    assert_eq!(owed("seat.noticed"), "audit / 1");
+
+    // Registering again replaces what a destination takes.
+    store::register_destinations(&mut conn, &[only("audit", Some(&["payment.requested"]))])
+        .unwrap();
+    assert_eq!(
+        db.text("SELECT array_to_string(event_types, ',') FROM outbox_destinations WHERE name = 'audit'"),
+        "payment.requested"
+    );
+}
+
+#[tokio::test]
 async fn the_hot_statements_are_prepared_once_per_connection_and_reused() {
     let db = TestDb::create();
     write_events(&db, 3, 1);

@@ -34,6 +34,7 @@ impl PanicsOnFirstClaim {
                 url,
                 render: event_payload,
                 batch: true,
+                event_types: None,
             },
             client: reqwest::Client::new(),
             claims: AtomicUsize::new(0),

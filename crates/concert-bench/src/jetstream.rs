@@ -120,6 +120,7 @@ fn stream_config(nats_url: &str, stream: &str) -> JetStreamConfig {
         subject_prefix: SUBJECT_PREFIX.to_owned(),
         replicas: 1,
         duplicate_window: Duration::from_secs(120),
+        event_types: None,
     }
 }
 

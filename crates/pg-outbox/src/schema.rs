@@ -43,6 +43,7 @@ diesel::table! {
     outbox_destinations (name) {
         name -> Text,
         created_at -> Timestamptz,
+        event_types -> Nullable<Array<Text>>,
     }
 }
 

@@ -48,6 +48,8 @@ pub struct JetStreamConfig {
     pub subject_prefix: String,
     pub replicas: usize,
     pub duplicate_window: Duration,
+    /// The event types it takes; `None` for every event.
+    pub event_types: Option<Vec<String>>,
 }
 
 impl JetStreamConfig {
@@ -241,6 +243,10 @@ impl Destination for JetStreamDestination {
             "{}@nats(stream={}, subjects={}.>)",
             self.name, self.config.stream, self.config.subject_prefix
         )
+    }
+
+    fn event_types(&self) -> Option<&[String]> {
+        self.config.event_types.as_deref()
     }
 
     fn deliver<'a>(

@@ -19,6 +19,12 @@ pub trait Destination: Send + Sync {
         self.name().to_owned()
     }
 
+    /// The event types it takes; `None` (the default) for every event. The fan-out creates
+    /// deliveries for it only for these.
+    fn event_types(&self) -> Option<&[String]> {
+        None
+    }
+
     /// Sends `claim`'s events and returns a verdict per outbox id. An id left out counts as
     /// unanswered and is released for another try, so a destination cut off by `shutdown`
     /// leaves out what it did not finish. It should return before the claim's lease runs

@@ -22,6 +22,8 @@ pub struct HttpEndpoint {
     pub render: RenderBody,
     /// Whether the endpoint accepts a JSON array of events in one POST.
     pub batch: bool,
+    /// The event types it takes; `None` for every event.
+    pub event_types: Option<Vec<String>>,
 }
 
 impl HttpEndpoint {
@@ -71,6 +73,10 @@ impl Destination for HttpDestination {
 
     fn describe(&self) -> String {
         format!("{}@{}", self.endpoint.name, self.endpoint.url_for_logs())
+    }
+
+    fn event_types(&self) -> Option<&[String]> {
+        self.endpoint.event_types.as_deref()
     }
 
     fn deliver<'a>(

@@ -98,12 +98,15 @@ impl Relay {
 
     /// Makes sure every configured destination is registered, so new events fan out to it.
     pub async fn register_destinations(&self) -> Result<(), RelayError> {
-        let names: Vec<String> = self
+        let registrations: Vec<store::Registration> = self
             .destinations
             .iter()
-            .map(|d| d.name().to_owned())
+            .map(|d| store::Registration {
+                name: d.name().to_owned(),
+                event_types: d.event_types().map(<[String]>::to_vec),
+            })
             .collect();
-        self.with_db(move |conn| store::register_destinations(conn, &names))
+        self.with_db(move |conn| store::register_destinations(conn, &registrations))
             .await?;
         Ok(())
     }

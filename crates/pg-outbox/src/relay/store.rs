@@ -41,13 +41,31 @@ pub struct Claim {
     pub deliveries: Vec<ClaimedDelivery>,
 }
 
-/// Registers destinations so the fan-out trigger creates deliveries for them.
-pub fn register_destinations(conn: &mut PgConnection, names: &[String]) -> QueryResult<usize> {
-    cached_sql(
-        "INSERT INTO outbox_destinations (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING",
-    )
-    .bind::<Array<Text>, _>(names)
-    .execute(conn)
+/// A destination as the fan-out trigger knows it: its name and the event types it takes
+/// (`None`: every event).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    pub name: String,
+    pub event_types: Option<Vec<String>>,
+}
+
+/// Registers destinations so the fan-out trigger creates deliveries for them, each for the
+/// event types it takes; a destination registered before gets the types given now.
+pub fn register_destinations(
+    conn: &mut PgConnection,
+    destinations: &[Registration],
+) -> QueryResult<usize> {
+    use crate::schema::outbox_destinations::dsl::*;
+    let rows: Vec<_> = destinations
+        .iter()
+        .map(|d| (name.eq(&d.name), event_types.eq(d.event_types.as_ref())))
+        .collect();
+    diesel::insert_into(outbox_destinations)
+        .values(&rows)
+        .on_conflict(name)
+        .do_update()
+        .set(event_types.eq(diesel::upsert::excluded(event_types)))
+        .execute(conn)
 }
 
 /// The claim statement (`claim_due_deliveries.sql`, whose first comment names its binds).

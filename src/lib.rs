@@ -18,6 +18,7 @@ pub mod payments;
 pub mod points;
 pub mod reservations;
 pub mod routes;
+pub mod split;
 pub mod startup;
 pub mod trace;
 pub mod users;

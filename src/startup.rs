@@ -11,6 +11,7 @@ use pg_outbox::relay::Relay;
 use pg_outbox::waker::RelayWaker;
 use std::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa_actix_web::AppExt;
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +26,40 @@ pub enum StartupError {
     Config(#[from] crate::config::ConfigError),
     #[error("cannot bind the listening socket")]
     Bind(#[from] std::io::Error),
+}
+
+/// The API's HTTP server on `listener`: its middleware (metrics, request ids, the access log),
+/// `routes` (the API, each route documented at `/openapi.json`, which also answers a known
+/// path's missing methods with 405) and the pages. The monolith and reservation-svc differ
+/// only in the routes they register.
+pub fn serve<F>(
+    listener: TcpListener,
+    state: web::Data<AppState>,
+    routes: F,
+) -> std::io::Result<Server>
+where
+    F: Fn(&mut ServiceConfig) + Clone + Send + 'static,
+{
+    Ok(HttpServer::new(move || {
+        App::new()
+            .into_utoipa_app()
+            .openapi(crate::routes::api_doc())
+            .map(|app| {
+                app.wrap(middleware::from_fn(crate::metrics::http_middleware))
+                    .wrap(middleware::from_fn(crate::trace::request_id_middleware))
+                    .wrap(middleware::Logger::new(
+                        "http request=\"%r\" status=%s ms=%D request_id=%{x-request-id}o",
+                    ))
+            })
+            .app_data(state.clone())
+            .configure(routes.clone())
+            .openapi_service(crate::routes::serve_document)
+            .into_app()
+            .configure(crate::pages::routes)
+    })
+    .listen(listener)?
+    .shutdown_timeout(10)
+    .run())
 }
 
 pub struct Application {
@@ -52,26 +87,7 @@ impl Application {
             holds: SeatHolds::new(config.hold_concurrency as usize, config.hold_ttl),
             relay_waker: relay_waker.clone(),
         });
-        let server = HttpServer::new(move || {
-            App::new()
-                .into_utoipa_app()
-                .openapi(crate::routes::api_doc())
-                .map(|app| {
-                    app.wrap(middleware::from_fn(crate::metrics::http_middleware))
-                        .wrap(middleware::from_fn(crate::trace::request_id_middleware))
-                        .wrap(middleware::Logger::new(
-                            "http request=\"%r\" status=%s ms=%D request_id=%{x-request-id}o",
-                        ))
-                })
-                .app_data(state.clone())
-                .configure(crate::routes::configure)
-                .openapi_service(crate::routes::serve_document)
-                .into_app()
-                .configure(crate::pages::routes)
-        })
-        .listen(listener)?
-        .shutdown_timeout(10)
-        .run();
+        let server = serve(listener, state, crate::routes::configure)?;
         log::info!(
             "concert-api listening addr={}:{port}",
             config.bind_addr.ip()

@@ -47,9 +47,19 @@ pub fn build_pool(database_url: &str, size: u32) -> Result<DbPool, diesel::r2d2:
 /// Key of the advisory lock that serialises migrations across processes starting together.
 const MIGRATION_LOCK_KEY: i64 = 0x0063_6f6e_6365_7274; // "concert" in ASCII
 
-/// Applies every migration that has not run yet; returns the versions it applied. Several
-/// processes may start at once (replicas, tests): an advisory lock lets one migrate at a time.
+/// Applies every migration of this service (and the outbox's) that has not run yet; returns
+/// the versions it applied.
 pub fn run_migrations(conn: &mut PgConnection) -> Result<Vec<String>, MigrationError> {
+    run_migrations_of(conn, MIGRATIONS)
+}
+
+/// Applies every migration of `service` and the outbox's that has not run yet; returns the
+/// versions it applied. Several processes may start at once (replicas, tests): an advisory
+/// lock lets one migrate at a time.
+pub fn run_migrations_of(
+    conn: &mut PgConnection,
+    service: EmbeddedMigrations,
+) -> Result<Vec<String>, MigrationError> {
     use diesel::RunQueryDsl;
     let lock = |sql: &'static str, conn: &mut PgConnection| {
         cached_sql::cached_sql(sql)
@@ -59,19 +69,28 @@ pub fn run_migrations(conn: &mut PgConnection) -> Result<Vec<String>, MigrationE
     };
     lock("SELECT pg_advisory_lock($1)", conn)?;
     let applied = conn
-        .run_pending_migrations(pg_outbox::migrations::with_service_migrations(MIGRATIONS))
+        .run_pending_migrations(pg_outbox::migrations::with_service_migrations(service))
         .map(|versions| versions.iter().map(ToString::to_string).collect())
         .map_err(MigrationError::Apply);
     lock("SELECT pg_advisory_unlock($1)", conn)?;
     applied
 }
 
-/// Runs the migrations with a pooled connection, off the async runtime's worker threads.
+/// Runs this service's migrations with a pooled connection, off the async runtime's workers.
 pub async fn migrate(pool: &DbPool) -> Result<Vec<String>, MigrationError> {
+    migrate_with(pool, MIGRATIONS).await
+}
+
+/// Runs `service`'s migrations (and the outbox's) with a pooled connection, off the async
+/// runtime's worker threads.
+pub async fn migrate_with(
+    pool: &DbPool,
+    service: EmbeddedMigrations,
+) -> Result<Vec<String>, MigrationError> {
     let pool = pool.clone();
     tokio::task::spawn_blocking(move || {
         let mut conn = pool.get().map_err(MigrationError::Connect)?;
-        run_migrations(&mut conn)
+        run_migrations_of(&mut conn, service)
     })
     .await
     .map_err(MigrationError::Task)?

@@ -30,8 +30,14 @@ struct PoolLabels {
     state: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResolutionLabels {
+    resolution: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
+    saga_resolutions: Family<ResolutionLabels, Counter>,
     http_requests: Family<HttpLabels, Counter>,
     http_latency: Family<HttpLabels, Histogram, fn() -> Histogram>,
     pool: Family<PoolLabels, Gauge>,
@@ -50,6 +56,7 @@ impl Metrics {
             http_requests: Family::default(),
             http_latency: Family::new_with_constructor(pg_outbox::metrics::latency_histogram),
             pool: Family::default(),
+            saga_resolutions: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -64,6 +71,12 @@ impl Metrics {
         );
         pg_outbox::metrics::global().register(&mut registry);
         registry.register(
+            "saga_resolutions",
+            "Payment sagas of the split resolved without the client: the hold ran out, or no \
+             answer came within SAGA_TIMEOUT_SECONDS",
+            metrics.saga_resolutions.clone(),
+        );
+        registry.register(
             "db_pool_connections",
             "Database pool connections by state",
             metrics.pool.clone(),
@@ -72,6 +85,13 @@ impl Metrics {
             registry,
             ..metrics
         }
+    }
+
+    /// A split payment saga resolved by reservation-svc's sweeper (`hold_lapsed`, `timeout`).
+    pub fn observe_saga_resolution(&self, resolution: &'static str) {
+        self.saga_resolutions
+            .get_or_create(&ResolutionLabels { resolution })
+            .inc();
     }
 
     fn set_pool(&self, name: &'static str, pool: &DbPool) {

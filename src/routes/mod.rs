@@ -22,9 +22,21 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 use crate::blocking::with_db;
 pub use docs::{api_doc, serve_document, ErrorBody};
 
-/// Registers every route. Routes go through `service(...)` with `#[utoipa::path]` handlers, so
-/// the OpenAPI document at `/openapi.json` is collected from the very registrations served.
+/// Registers every route of the monolith. Routes go through `service(...)` with
+/// `#[utoipa::path]` handlers, so the OpenAPI document at `/openapi.json` is collected from the
+/// very registrations served.
 pub fn configure(cfg: &mut ServiceConfig) {
+    configure_with(cfg, |cfg| {
+        cfg.configure(reservations::show_and_cancel)
+            .configure(payments::routes)
+            .configure(points::routes);
+    });
+}
+
+/// Registers the routes every topology shares (health, users, the catalog, holds, the outbox's
+/// admin routes) around `topology`'s: reading, paying for and cancelling a reservation, and the
+/// points, whose use cases differ between the monolith and the split (`split::reservation`).
+pub fn configure_with(cfg: &mut ServiceConfig, topology: impl FnOnce(&mut ServiceConfig)) {
     cfg.app_data(
         web::JsonConfig::default()
             .limit(MAX_BODY_BYTES)
@@ -35,9 +47,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
     .configure(health::routes)
     .configure(users::routes)
     .configure(concerts::routes)
-    .configure(reservations::routes)
-    .configure(payments::routes)
-    .configure(points::routes)
+    .configure(reservations::hold_routes)
+    .configure(topology)
     .configure(outbox::routes)
     .default_service(web::to(unknown_route));
 }

@@ -9,8 +9,14 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(hold).service(show).service(cancel);
+/// `POST /reservations`, the same in every topology.
+pub fn hold_routes(cfg: &mut ServiceConfig) {
+    cfg.service(hold);
+}
+
+/// The monolith's `GET /reservations/{id}` and `POST /reservations/{id}/cancel`.
+pub fn show_and_cancel(cfg: &mut ServiceConfig) {
+    cfg.service(show).service(cancel);
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -1,0 +1,281 @@
+//! How the split's services reach each other. Each writes its messages to its own outbox, and
+//! its own relay delivers them to the peer: through JetStream when `NATS_URL` is set (commands
+//! on stream `SAGA_COMMANDS`, subjects `saga.commands.<reservation_id>.<event_type>`; replies on
+//! `SAGA_REPLIES`, `saga.replies.<reservation_id>.<event_type>`), otherwise as HTTP POSTs to the
+//! peer's `POST /internal/inbox`. Either way the receiver applies a message and records it in
+//! its inbox in one transaction, and only then acknowledges it (a 2xx, or a JetStream ack).
+
+use super::messages::{Envelope, COMMANDS, REPLIES};
+use actix_web::{web, HttpResponse};
+use async_nats::jetstream::consumer::{pull, AckPolicy};
+use async_nats::jetstream::{self, AckKind};
+use diesel::PgConnection;
+use futures_util::StreamExt;
+use pg_outbox::db::DbPool;
+use pg_outbox::error::cause_chain;
+use pg_outbox::jetstream::{JetStreamConfig, JetStreamDestination, JetStreamError};
+use pg_outbox::relay::{event_payload, Destination, HttpDestination, HttpEndpoint, RelayConfig};
+use pg_outbox::waker::RelayWaker;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// Which way a service's messages go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// reservation-svc's commands to payment-svc.
+    Commands,
+    /// payment-svc's replies to reservation-svc.
+    Replies,
+}
+
+impl Direction {
+    /// The destination's name in the sender's outbox.
+    fn destination(self) -> &'static str {
+        match self {
+            Direction::Commands => "payment_svc",
+            Direction::Replies => "reservation_svc",
+        }
+    }
+
+    fn event_types(self) -> Vec<String> {
+        let types: &[&str] = match self {
+            Direction::Commands => &COMMANDS,
+            Direction::Replies => &REPLIES,
+        };
+        types.iter().map(|t| t.to_string()).collect()
+    }
+
+    pub fn stream(self) -> &'static str {
+        match self {
+            Direction::Commands => "SAGA_COMMANDS",
+            Direction::Replies => "SAGA_REPLIES",
+        }
+    }
+
+    fn subject_prefix(self) -> &'static str {
+        match self {
+            Direction::Commands => "saga.commands",
+            Direction::Replies => "saga.replies",
+        }
+    }
+}
+
+/// How this service reaches its peer.
+#[derive(Debug, Clone)]
+pub enum Transport {
+    /// `POST {peer}/internal/inbox`.
+    Http { peer_url: String },
+    /// JetStream on these servers.
+    JetStream { servers: Vec<String> },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("cannot build the HTTP client")]
+    Http(#[from] reqwest::Error),
+    #[error("JetStream")]
+    JetStream(#[from] JetStreamError),
+}
+
+/// The destination that carries this service's `direction` messages to its peer.
+pub async fn peer_destination(
+    transport: &Transport,
+    direction: Direction,
+    relay: &RelayConfig,
+) -> Result<Arc<dyn Destination>, BusError> {
+    Ok(match transport {
+        Transport::Http { peer_url } => Arc::new(HttpDestination::new(
+            HttpEndpoint {
+                name: direction.destination().into(),
+                url: format!("{}/internal/inbox", peer_url.trim_end_matches('/')),
+                render: event_payload,
+                batch: true,
+                event_types: Some(direction.event_types()),
+            },
+            relay,
+        )?),
+        Transport::JetStream { servers } => Arc::new(
+            JetStreamDestination::connect(
+                direction.destination(),
+                JetStreamConfig {
+                    servers: servers.clone(),
+                    stream: direction.stream().into(),
+                    subject_prefix: direction.subject_prefix().into(),
+                    replicas: 1,
+                    duplicate_window: relay.longest_resend_gap().max(Duration::from_secs(120)),
+                    event_types: Some(direction.event_types()),
+                },
+                relay,
+            )
+            .await?,
+        ),
+    })
+}
+
+/// Why a message was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// Worth another try: the database, a lock, a constraint raced.
+    #[error("database error")]
+    Database(#[from] diesel::result::Error),
+    #[error("no database connection")]
+    Pool(#[from] diesel::r2d2::PoolError),
+    /// Never worth another try: this service does not take this message.
+    #[error("{0} is not a message this service takes")]
+    NotForThisService(&'static str),
+}
+
+/// Applies one message in one transaction with its inbox row (and whatever it writes to the
+/// outbox); the relays are woken after it.
+pub type Apply = Arc<dyn Fn(&mut PgConnection, &Envelope) -> Result<(), ApplyError> + Send + Sync>;
+
+/// What `POST /internal/inbox` needs.
+pub struct Inbox {
+    pub pool: DbPool,
+    pub apply: Apply,
+    pub waker: RelayWaker,
+}
+
+impl Inbox {
+    /// Applies `envelopes` one by one, each in its own transaction, off the async workers.
+    async fn apply_all(&self, envelopes: Vec<Envelope>) -> Result<(), ApplyError> {
+        let (pool, apply) = (self.pool.clone(), self.apply.clone());
+        let applied = tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            envelopes.iter().try_for_each(|e| apply(&mut conn, e))
+        })
+        .await
+        .unwrap_or_else(|panicked| {
+            Err(ApplyError::Database(
+                diesel::result::Error::QueryBuilderError(panicked.to_string().into()),
+            ))
+        });
+        self.waker.wake();
+        applied
+    }
+}
+
+/// `POST /internal/inbox`: one message or a JSON array of them, as the peer's relay sends them.
+/// 200 once every one is applied (a repeated one changes nothing), 500 when one could not be
+/// (the relay sends them again), 422 for a body that is not messages of this service.
+pub async fn receive(inbox: web::Data<Inbox>, body: web::Bytes) -> HttpResponse {
+    let envelopes = match parse(&body) {
+        Ok(envelopes) => envelopes,
+        Err(reason) => return HttpResponse::UnprocessableEntity().json(error_body(&reason)),
+    };
+    match inbox.apply_all(envelopes).await {
+        Ok(()) => HttpResponse::Ok().json(serde_json::json!({"status": "applied"})),
+        Err(error @ ApplyError::NotForThisService(_)) => {
+            HttpResponse::UnprocessableEntity().json(error_body(&error.to_string()))
+        }
+        Err(error) => {
+            log::warn!("inbox cannot apply error=\"{}\"", cause_chain(&error));
+            HttpResponse::InternalServerError().json(error_body("not applied; send it again"))
+        }
+    }
+}
+
+fn error_body(message: &str) -> serde_json::Value {
+    serde_json::json!({"error": {"code": "inbox", "message": message}})
+}
+
+fn parse(body: &[u8]) -> Result<Vec<Envelope>, String> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
+    let items = match value {
+        serde_json::Value::Array(items) => items,
+        one => vec![one],
+    };
+    items
+        .into_iter()
+        .map(|item| serde_json::from_value(item).map_err(|e| format!("not a message: {e}")))
+        .collect()
+}
+
+/// Consumes `direction`'s stream through a durable pull consumer named `durable`, applying each
+/// message and acknowledging it once its transaction committed; starts over after a failure
+/// (the stream not there yet, the broker away). A message that cannot be applied now is left
+/// unacknowledged and comes again; one this service does not take is terminated.
+pub fn spawn_consumer(
+    servers: Vec<String>,
+    direction: Direction,
+    durable: &'static str,
+    inbox: Arc<Inbox>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            if let Err(error) = consume(&servers, direction, durable, &inbox).await {
+                log::info!(
+                    "saga consumer waiting stream={} error=\"{error}\"",
+                    direction.stream()
+                );
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    })
+}
+
+async fn consume(
+    servers: &[String],
+    direction: Direction,
+    durable: &str,
+    inbox: &Inbox,
+) -> Result<(), async_nats::Error> {
+    let servers = servers
+        .iter()
+        .map(|url| url.parse::<async_nats::ServerAddr>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let client = async_nats::ConnectOptions::new()
+        .name(durable)
+        .retry_on_initial_connect()
+        .connect(servers)
+        .await?;
+    let stream = jetstream::new(client)
+        .get_stream(direction.stream())
+        .await?;
+    let consumer = stream
+        .get_or_create_consumer(
+            durable,
+            pull::Config {
+                durable_name: Some(durable.to_owned()),
+                ack_policy: AckPolicy::Explicit,
+                ack_wait: Duration::from_secs(10),
+                ..Default::default()
+            },
+        )
+        .await?;
+    log::info!(
+        "saga consumer started stream={} durable={durable}",
+        direction.stream()
+    );
+    let mut messages = consumer.messages().await?;
+    while let Some(message) = messages.next().await {
+        let message = message?;
+        let applied = match serde_json::from_slice::<Envelope>(&message.payload) {
+            Ok(envelope) => inbox.apply_all(vec![envelope]).await,
+            Err(error) => {
+                log::error!("saga message unreadable error=\"{error}\"; terminated");
+                message.ack_with(AckKind::Term).await?;
+                continue;
+            }
+        };
+        match applied {
+            Ok(()) => message.ack().await?,
+            Err(error @ ApplyError::NotForThisService(_)) => {
+                log::error!("saga message refused error=\"{error}\"; terminated");
+                message.ack_with(AckKind::Term).await?;
+            }
+            Err(error) => {
+                log::warn!(
+                    "saga message not applied error=\"{}\"; it comes again",
+                    cause_chain(&error)
+                );
+                message
+                    .ack_with(AckKind::Nak(Some(Duration::from_millis(500))))
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}

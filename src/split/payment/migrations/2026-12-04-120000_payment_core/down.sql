@@ -1,0 +1,4 @@
+DROP TABLE point_ledger;
+DROP TABLE voided_reservations;
+DROP TABLE payments;
+DROP TABLE balances;

@@ -1,0 +1,14 @@
+DROP TABLE payment_sagas;
+DROP FUNCTION reservation_event_payload;
+DROP INDEX reservations_one_live_per_seat;
+DROP FUNCTION seat_state_at;
+DROP FUNCTION reservation_status_at;
+DROP FUNCTION reservation_takes_seat;
+DROP FUNCTION reservation_hold_lapsed;
+DROP FUNCTION reservation_hold_active;
+DROP FUNCTION reservation_is_live;
+DROP TABLE reservations;
+DROP TABLE seats;
+DROP TABLE schedules;
+DROP TABLE concerts;
+DROP TABLE users;

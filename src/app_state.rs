@@ -10,7 +10,7 @@ pub struct AppState {
     pub admin_token: Secret,
     pub tokens: crate::auth_cache::TokenCache,
     /// Hold admission and the taken-seats memory (`HOLD_CONCURRENCY`, `HOLD_TTL_SECONDS`).
-    pub holds: SeatHolds,
+    pub holds: std::sync::Arc<SeatHolds>,
     /// Wakes the relays after a request's transaction wrote an event.
     pub relay_waker: RelayWaker,
 }

@@ -84,7 +84,10 @@ impl Application {
             pool: pool.clone(),
             admin_token: config.admin_token.clone(),
             tokens: Default::default(),
-            holds: SeatHolds::new(config.hold_concurrency as usize, config.hold_ttl),
+            holds: std::sync::Arc::new(SeatHolds::new(
+                config.hold_concurrency as usize,
+                config.hold_ttl,
+            )),
             relay_waker: relay_waker.clone(),
         });
         let server = serve(listener, state, crate::routes::configure)?;

@@ -35,9 +35,16 @@ struct ResolutionLabels {
     resolution: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SagaMessageLabels {
+    event_type: &'static str,
+    outcome: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
     saga_resolutions: Family<ResolutionLabels, Counter>,
+    saga_messages: Family<SagaMessageLabels, Counter>,
     http_requests: Family<HttpLabels, Counter>,
     http_latency: Family<HttpLabels, Histogram, fn() -> Histogram>,
     pool: Family<PoolLabels, Gauge>,
@@ -57,6 +64,7 @@ impl Metrics {
             http_latency: Family::new_with_constructor(pg_outbox::metrics::latency_histogram),
             pool: Family::default(),
             saga_resolutions: Family::default(),
+            saga_messages: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -77,6 +85,12 @@ impl Metrics {
             metrics.saga_resolutions.clone(),
         );
         registry.register(
+            "saga_messages",
+            "Messages of the split a service received, by type and outcome (applied, or a \
+             duplicate its inbox had already seen)",
+            metrics.saga_messages.clone(),
+        );
+        registry.register(
             "db_pool_connections",
             "Database pool connections by state",
             metrics.pool.clone(),
@@ -91,6 +105,16 @@ impl Metrics {
     pub fn observe_saga_resolution(&self, resolution: &'static str) {
         self.saga_resolutions
             .get_or_create(&ResolutionLabels { resolution })
+            .inc();
+    }
+
+    /// A message of the split received by this service's inbox: `applied`, or `duplicate`.
+    pub fn observe_saga_message(&self, event_type: &'static str, outcome: &'static str) {
+        self.saga_messages
+            .get_or_create(&SagaMessageLabels {
+                event_type,
+                outcome,
+            })
             .inc();
     }
 

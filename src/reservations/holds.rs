@@ -105,6 +105,12 @@ impl SeatHolds {
         Ok(cancellation)
     }
 
+    /// Forgets that `seat_id` was seen taken: another use case freed it (the split's saga
+    /// released it after a declined or compensated payment).
+    pub fn seat_released(&self, seat_id: i64) {
+        self.taken_seats.forget(seat_id);
+    }
+
     fn refuse_if_taken(&self, seat_id: EntityId) -> Result<(), HoldError> {
         match self.taken_seats.is_taken(seat_id.get()) {
             true => Err(HoldError::SeatUnavailable),

@@ -13,6 +13,7 @@ use diesel::PgConnection;
 use futures_util::StreamExt;
 use pg_outbox::db::DbPool;
 use pg_outbox::error::cause_chain;
+use pg_outbox::inbox::Consumed;
 use pg_outbox::jetstream::{JetStreamConfig, JetStreamDestination, JetStreamError};
 use pg_outbox::relay::{event_payload, Destination, HttpDestination, HttpEndpoint, RelayConfig};
 use pg_outbox::waker::RelayWaker;
@@ -113,6 +114,36 @@ pub async fn peer_destination(
     })
 }
 
+/// The test hook `SAGA_DUPLICATE_DELIVERIES`: every claim is sent twice, so the peer's inbox
+/// gets every message two times (over JetStream the stream would keep one copy, so there the
+/// consumer takes every message twice instead: see [`spawn_consumer`]).
+pub struct SendTwice(pub Arc<dyn Destination>);
+
+impl Destination for SendTwice {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    fn describe(&self) -> String {
+        format!("{} (every claim sent twice)", self.0.describe())
+    }
+
+    fn event_types(&self) -> Option<&[String]> {
+        self.0.event_types()
+    }
+
+    fn deliver<'a>(
+        &'a self,
+        claim: &'a Arc<pg_outbox::relay::store::Claim>,
+        shutdown: &'a tokio_util::sync::CancellationToken,
+    ) -> futures_util::future::BoxFuture<'a, Vec<(i64, pg_outbox::relay::Verdict)>> {
+        Box::pin(async move {
+            self.0.deliver(claim, shutdown).await;
+            self.0.deliver(claim, shutdown).await
+        })
+    }
+}
+
 /// Why a message was not applied.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -127,8 +158,9 @@ pub enum ApplyError {
 }
 
 /// Applies one message in one transaction with its inbox row (and whatever it writes to the
-/// outbox); the relays are woken after it.
-pub type Apply = Arc<dyn Fn(&mut PgConnection, &Envelope) -> Result<(), ApplyError> + Send + Sync>;
+/// outbox), and says whether it was new or a repeat; the relays are woken after it.
+pub type Apply =
+    Arc<dyn Fn(&mut PgConnection, &Envelope) -> Result<Consumed<()>, ApplyError> + Send + Sync>;
 
 /// What `POST /internal/inbox` needs.
 pub struct Inbox {
@@ -143,7 +175,14 @@ impl Inbox {
         let (pool, apply) = (self.pool.clone(), self.apply.clone());
         let applied = tokio::task::spawn_blocking(move || {
             let mut conn = pool.get()?;
-            envelopes.iter().try_for_each(|e| apply(&mut conn, e))
+            envelopes.iter().try_for_each(|e| {
+                let outcome = match apply(&mut conn, e)? {
+                    Consumed::Applied(()) => "applied",
+                    Consumed::Duplicate => "duplicate",
+                };
+                crate::metrics::global().observe_saga_message(e.message.event_type(), outcome);
+                Ok(())
+            })
         })
         .await
         .unwrap_or_else(|panicked| {
@@ -196,16 +235,19 @@ fn parse(body: &[u8]) -> Result<Vec<Envelope>, String> {
 /// Consumes `direction`'s stream through a durable pull consumer named `durable`, applying each
 /// message and acknowledging it once its transaction committed; starts over after a failure
 /// (the stream not there yet, the broker away). A message that cannot be applied now is left
-/// unacknowledged and comes again; one this service does not take is terminated.
+/// unacknowledged and comes again; one this service does not take is terminated. With
+/// `twice` (the test hook `SAGA_DUPLICATE_DELIVERIES`) a message applied at its first delivery
+/// is handed back unacknowledged, so the broker delivers it again.
 pub fn spawn_consumer(
     servers: Vec<String>,
     direction: Direction,
     durable: &'static str,
     inbox: Arc<Inbox>,
+    twice: bool,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            if let Err(error) = consume(&servers, direction, durable, &inbox).await {
+            if let Err(error) = consume(&servers, direction, durable, &inbox, twice).await {
                 log::info!(
                     "saga consumer waiting stream={} error=\"{error}\"",
                     direction.stream()
@@ -221,6 +263,7 @@ async fn consume(
     direction: Direction,
     durable: &str,
     inbox: &Inbox,
+    twice: bool,
 ) -> Result<(), async_nats::Error> {
     let servers = servers
         .iter()
@@ -261,6 +304,9 @@ async fn consume(
             }
         };
         match applied {
+            Ok(()) if twice && message.info()?.delivered == 1 => {
+                message.ack_with(AckKind::Nak(None)).await?
+            }
             Ok(()) => message.ack().await?,
             Err(error @ ApplyError::NotForThisService(_)) => {
                 log::error!("saga message refused error=\"{error}\"; terminated");

@@ -26,6 +26,9 @@ pub struct ServiceSettings {
     pub transport: Transport,
     /// The relay's settings; its HTTP destinations are used by reservation-svc only.
     pub relay: RelaySettings,
+    /// `SAGA_DUPLICATE_DELIVERIES`, a test hook: every message between the services is
+    /// delivered twice, to show that the inboxes make the second one change nothing.
+    pub duplicate_deliveries: bool,
 }
 
 impl ServiceSettings {
@@ -63,6 +66,7 @@ impl ServiceSettings {
             peer_url,
             transport,
             relay,
+            duplicate_deliveries: env.parsed_or("SAGA_DUPLICATE_DELIVERIES", false)?,
         })
     }
 
@@ -117,8 +121,11 @@ impl Runtime {
         }
         let destinations = relay_settings.destination_count() + 1;
         let relay_pool = settings.relay_config().build_pool(destinations)?;
-        let peer =
+        let mut peer =
             bus::peer_destination(&settings.transport, outgoing, settings.relay_config()).await?;
+        if settings.duplicate_deliveries {
+            peer = Arc::new(bus::SendTwice(peer));
+        }
         let relay = relay_settings
             .start_relay(relay_pool)
             .await?
@@ -129,6 +136,7 @@ impl Runtime {
                 incoming,
                 durable,
                 inbox.clone(),
+                settings.duplicate_deliveries,
             )),
             Transport::Http { .. } => None,
         };

@@ -176,6 +176,19 @@ impl TestDb {
         }
     }
 
+    /// An empty database of this test's own, for a service that migrates its own at start
+    /// (the split's).
+    pub fn empty() -> TestDb {
+        let name = format!("concert_test_{}", uuid::Uuid::new_v4().simple());
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut admin_connection())
+            .expect("create the test database");
+        TestDb {
+            url: url_for_database(server_url(), &name),
+            name,
+        }
+    }
+
     pub fn connect(&self) -> PgConnection {
         PgConnection::establish(&self.url).expect("connect to the test database")
     }

@@ -28,4 +28,6 @@ mod points;
 mod relay_loops;
 mod relay_processes;
 mod reservation_rules;
+mod split;
+mod split_helpers;
 mod waker;

@@ -13,7 +13,7 @@ use crate::db::{self, DbPool};
 use actix_web::dev::Server;
 use diesel::PgConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
-use pg_outbox::inbox::consume_once;
+use pg_outbox::inbox::{consume_once, Consumed};
 use std::net::{SocketAddr, TcpListener};
 
 /// payment-svc's own tables; the outbox's and the inbox's run with them.
@@ -41,7 +41,7 @@ pub fn settings_from(
 
 /// Applies one command: pays or refunds, and writes the reply, in one transaction with the
 /// command's inbox row.
-pub fn apply(conn: &mut PgConnection, envelope: &Envelope) -> Result<(), ApplyError> {
+pub fn apply(conn: &mut PgConnection, envelope: &Envelope) -> Result<Consumed<()>, ApplyError> {
     consume_once(conn, CONSUMER, envelope.event_id, |conn| {
         let reply = match &envelope.message {
             Message::PaymentRequested {
@@ -56,7 +56,6 @@ pub fn apply(conn: &mut PgConnection, envelope: &Envelope) -> Result<(), ApplyEr
         pg_outbox::enqueue_event(conn, &reply.into_event(None))?;
         Ok(())
     })
-    .map(|_| ())
 }
 
 #[derive(Debug, thiserror::Error)]

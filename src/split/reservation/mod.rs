@@ -19,6 +19,7 @@ use crate::reservations::SeatHolds;
 use actix_web::dev::Server;
 use actix_web::web;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
+use pg_outbox::inbox::Consumed;
 use pg_outbox::settings::{ConfigError, Settings};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -113,11 +114,23 @@ impl ReservationService {
             log::info!("migrations applied versions={}", applied.join(","));
         }
         let waiters = Waiters::default();
-        let woken = waiters.clone();
+        let holds = Arc::new(SeatHolds::new(
+            settings.api.hold_concurrency as usize,
+            settings.api.hold_ttl,
+        ));
+        let (woken, freed) = (waiters.clone(), holds.clone());
         let apply = Arc::new(move |conn: &mut diesel::PgConnection, envelope: &_| {
-            saga::apply_reply(conn, envelope)?;
+            let applied = saga::apply_reply(conn, envelope)?;
             woken.wake(envelope_reservation(envelope));
-            Ok(())
+            Ok(match applied {
+                Consumed::Applied(released) => {
+                    if let Some(seat_id) = released {
+                        freed.seat_released(seat_id);
+                    }
+                    Consumed::Applied(())
+                }
+                Consumed::Duplicate => Consumed::Duplicate,
+            })
         });
         let runtime = Runtime::start(
             service,
@@ -133,10 +146,7 @@ impl ReservationService {
             pool: pool.clone(),
             admin_token: settings.api.admin_token.clone(),
             tokens: Default::default(),
-            holds: SeatHolds::new(
-                settings.api.hold_concurrency as usize,
-                settings.api.hold_ttl,
-            ),
+            holds: holds.clone(),
             relay_waker: runtime.waker.clone(),
         });
         let split = web::Data::new(SplitState {
@@ -157,8 +167,13 @@ impl ReservationService {
             "reservation-svc listening addr={}:{port}",
             settings.api.bind_addr.ip()
         );
-        let sweeper =
-            SagaSweeper::spawn(pool, runtime.waker.clone(), waiters, settings.saga_timeout);
+        let sweeper = SagaSweeper::spawn(
+            pool,
+            runtime.waker.clone(),
+            waiters,
+            holds,
+            settings.saga_timeout,
+        );
         Ok(ReservationService {
             port,
             server,
@@ -195,6 +210,7 @@ impl SagaSweeper {
         pool: DbPool,
         waker: pg_outbox::waker::RelayWaker,
         waiters: Waiters,
+        holds: Arc<SeatHolds>,
         timeout: Duration,
     ) -> Self {
         let stop = CancellationToken::new();
@@ -209,13 +225,15 @@ impl SagaSweeper {
                 .await;
                 match swept {
                     Ok(Ok(resolved)) if !resolved.is_empty() => {
-                        for (reservation_id, release) in &resolved {
+                        for done in &resolved {
                             log::warn!(
-                                "saga resolved without payment-svc reservation_id={reservation_id} resolution={}; seat released, refund requested",
-                                release.as_str()
+                                "saga resolved without payment-svc reservation_id={} resolution={}; seat released, refund requested",
+                                done.reservation_id,
+                                done.release.as_str()
                             );
-                            crate::metrics::global().observe_saga_resolution(release.as_str());
-                            waiters.wake(*reservation_id);
+                            crate::metrics::global().observe_saga_resolution(done.release.as_str());
+                            waiters.wake(done.reservation_id);
+                            holds.seat_released(done.seat_id);
                         }
                         waker.wake();
                     }

@@ -237,6 +237,7 @@ async fn cancel(
         cancelled
     })
     .await?;
+    state.holds.seat_released(before.seat_id);
     let paid = before.saga == Some(SagaState::Confirmed);
     let mut refunded = if paid { before.amount } else { 0 };
     let mut balance = None;

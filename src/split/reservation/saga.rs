@@ -28,6 +28,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text, Timestamptz};
 use pg_outbox::enqueue_event;
+use pg_outbox::inbox::Consumed;
 use serde::Serialize;
 
 /// The name reservation-svc records its inbox rows (and its JetStream consumer) under.
@@ -282,14 +283,18 @@ fn set_saga(conn: &mut PgConnection, reservation_id: i64, state: SagaState) -> Q
 }
 
 /// Applies one reply from payment-svc, in one transaction with its inbox row: the rows of the
-/// table above that start from a reply.
-pub fn apply_reply(conn: &mut PgConnection, envelope: &Envelope) -> Result<(), ApplyError> {
+/// table above that start from a reply. Returns the seat it released, if it released one.
+pub fn apply_reply(
+    conn: &mut PgConnection,
+    envelope: &Envelope,
+) -> Result<Consumed<Option<i64>>, ApplyError> {
     pg_outbox::inbox::consume_once(conn, CONSUMER, envelope.event_id, |conn| {
         let reservation_id = envelope.message.reservation_id();
         let Some(saga) = find(conn, reservation_id, None, true)? else {
             log::warn!("reply for an unknown reservation reservation_id={reservation_id}");
-            return Ok(());
+            return Ok(None);
         };
+        let mut released = None;
         match (&envelope.message, saga.saga) {
             (
                 Message::PaymentCompleted {
@@ -303,10 +308,17 @@ pub fn apply_reply(conn: &mut PgConnection, envelope: &Envelope) -> Result<(), A
                     confirm(conn, reservation_id, *payment_id, *balance_after)?;
                 } else {
                     compensate(conn, &saga, Release::HoldLapsed)?;
+                    released = Some(saga.seat_id);
                 }
             }
-            (Message::PaymentDeclined { reason, balance, .. }, Some(SagaState::Paying)) => {
+            (
+                Message::PaymentDeclined {
+                    reason, balance, ..
+                },
+                Some(SagaState::Paying),
+            ) => {
                 set_reservation(conn, reservation_id, ReservationState::PaymentFailed)?;
+                released = Some(saga.seat_id);
                 cached_sql(
                     "UPDATE payment_sagas \
                      SET state = $2, declined_reason = $3, balance_after = $4, updated_at = now() \
@@ -348,9 +360,8 @@ pub fn apply_reply(conn: &mut PgConnection, envelope: &Envelope) -> Result<(), A
             // refund is queued behind it): nothing to do.
             _ => {}
         }
-        Ok(())
+        Ok(released)
     })
-    .map(|_| ())
 }
 
 fn confirm(
@@ -418,13 +429,17 @@ pub fn cancel(
     })
 }
 
+/// A saga the sweeper resolved: its reservation, the seat it released, and why.
+#[derive(Debug, Clone, Copy)]
+pub struct Resolved {
+    pub reservation_id: i64,
+    pub seat_id: i64,
+    pub release: Release,
+}
+
 /// Resolves up to 100 sagas still paying whose hold is over or which got no answer within
 /// `timeout`: releases the seat and starts the refund (which voids a payment not made yet).
-/// Returns how many it resolved, and how.
-pub fn sweep(
-    conn: &mut PgConnection,
-    timeout: std::time::Duration,
-) -> QueryResult<Vec<(i64, Release)>> {
+pub fn sweep(conn: &mut PgConnection, timeout: std::time::Duration) -> QueryResult<Vec<Resolved>> {
     #[derive(QueryableByName)]
     struct Stuck {
         #[diesel(sql_type = BigInt)]
@@ -448,7 +463,11 @@ pub fn sweep(
                 Release::Timeout
             };
             compensate(conn, &saga, release)?;
-            resolved.push((stuck.reservation_id, release));
+            resolved.push(Resolved {
+                reservation_id: stuck.reservation_id,
+                seat_id: saga.seat_id,
+                release,
+            });
         }
         Ok(resolved)
     })

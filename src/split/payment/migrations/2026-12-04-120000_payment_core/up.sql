@@ -42,3 +42,7 @@ CREATE TABLE point_ledger (
     CHECK ((reason = 'charge') = (payment_id IS NULL))
 );
 CREATE INDEX point_ledger_user_id ON point_ledger (user_id);
+
+-- payment-svc sends only replies to reservation-svc: the outbox's first migration registers the
+-- monolith's data platform and notifier, which no relay of this service serves.
+DELETE FROM outbox_destinations WHERE name IN ('data_platform', 'notification');

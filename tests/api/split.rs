@@ -1,0 +1,245 @@
+//! The split, as a client and the data platform see it: reservation-svc and payment-svc as
+//! real processes on databases of their own, over HTTP and over JetStream.
+use crate::delivery_helpers::sample;
+use crate::helpers::eventually;
+use crate::nats::NatsNode;
+use crate::split_helpers::{Bus, Split};
+use std::collections::HashSet;
+use std::time::Duration;
+
+const QUIET: Duration = Duration::from_secs(60);
+
+/// Hold, pay (200, or 202 then poll), confirmed; the platform gets one `reservation.confirmed`.
+async fn happy_path(split: &Split) {
+    let user = split.user(1_000).await;
+    let seats = split.seats(3, 100).await;
+    let reservation = split.hold(&user, seats[0]).await;
+    let (status, receipt) = split.pay(&user, reservation).await;
+    match status {
+        200 => {
+            assert_eq!(receipt["status"], "confirmed");
+            assert_eq!(receipt["reservation_id"], reservation);
+            assert_eq!(receipt["amount"], 100);
+            assert_eq!(receipt["balance"], 900);
+        }
+        202 => assert_eq!(receipt["status"], "payment_pending"),
+        other => panic!("{other}: {receipt}"),
+    }
+    eventually("the reservation to be confirmed", QUIET, || async {
+        let now = split.reservation(&user, reservation).await;
+        (now["status"] == "confirmed").then_some(())
+    })
+    .await;
+    assert_eq!(split.balance(&user).await, 900);
+    let seat_map = split
+        .client
+        .get(split.url("/schedules/1/seats"))
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert_eq!(seat_map[0]["status"], "sold");
+
+    let event_id = split
+        .reservation_db
+        .text("SELECT event_id::text FROM outbox WHERE event_type = 'reservation.confirmed'");
+    let received = split
+        .platform
+        .wait_for_all("reservations", &HashSet::from([event_id]), QUIET)
+        .await;
+    assert_eq!(received.len(), 1, "one reservation.confirmed: {received:?}");
+    split.wait_until_quiet(QUIET).await;
+    assert_eq!(split.assert_books(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_payment_saga_confirms_over_http() {
+    let split = Split::start(Bus::Http, &[]).await;
+    happy_path(&split).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_payment_saga_confirms_over_jetstream() {
+    let node = NatsNode::start();
+    let split = Split::start(Bus::JetStream(node.url()), &[]).await;
+    happy_path(&split).await;
+    // The messages went through the broker, not over HTTP.
+    assert_eq!(
+        split
+            .reservation_db
+            .scalar("SELECT count(*) FROM outbox_destinations WHERE name = 'payment_svc'"),
+        1
+    );
+    let commands = split.payment_db.scalar("SELECT count(*) FROM inbox");
+    assert!(commands >= 1, "payment-svc consumed the command");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn too_few_points_fails_the_payment_frees_the_seat_and_debits_nothing() {
+    let split = Split::start(Bus::Http, &[]).await;
+    let user = split.user(50).await;
+    let seats = split.seats(1, 100).await;
+    let reservation = split.hold(&user, seats[0]).await;
+    let (status, body) = split.pay(&user, reservation).await;
+    if status == 409 {
+        assert_eq!(body["error"]["code"], "insufficient_points", "{body}");
+    } else {
+        assert_eq!(status, 202, "{body}");
+    }
+    eventually("payment_failed", QUIET, || async {
+        let now = split.reservation(&user, reservation).await;
+        (now["status"] == "payment_failed").then_some(())
+    })
+    .await;
+    assert_eq!(split.balance(&user).await, 50, "nothing debited");
+    // The seat is free again: another user holds it.
+    let other = split.user(0).await;
+    split.hold(&other, seats[0]).await;
+    split.wait_until_quiet(QUIET).await;
+    assert_eq!(split.assert_books(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_payment_answered_after_the_hold_ran_out_releases_the_seat_and_refunds() {
+    let mut split = Split::start(Bus::Http, &[("HOLD_TTL_SECONDS", "3")]).await;
+    let user = split.user(1_000).await;
+    let seats = split.seats(1, 100).await;
+    let reservation = split.hold(&user, seats[0]).await;
+    // payment-svc is down: the command waits in reservation-svc's outbox.
+    split.payment.sigkill();
+    let (status, body) = split.pay(&user, reservation).await;
+    assert_eq!((status, &body["status"]), (202, &"payment_pending".into()));
+    assert_eq!(
+        split.reservation(&user, reservation).await["status"],
+        "payment_pending"
+    );
+    // The hold runs out while the payment is still unanswered: the seat is released.
+    eventually(
+        "the hold to run out and the seat to be released",
+        QUIET,
+        || async {
+            let now = split.reservation(&user, reservation).await;
+            (now["status"] == "expired").then_some(())
+        },
+    )
+    .await;
+    let other = split.user(0).await;
+    split.hold(&other, seats[0]).await;
+    // payment-svc comes back and pays the command it finds; the refund follows it.
+    split.payment.start().await;
+    split.wait_until_quiet(QUIET).await;
+    assert_eq!(split.balance(&user).await, 1_000, "the money came back");
+    assert_eq!(
+        split
+            .payment_db
+            .scalar("SELECT count(*) FROM payments WHERE status = 'refunded'")
+            + split
+                .payment_db
+                .scalar("SELECT count(*) FROM voided_reservations"),
+        1,
+        "paid then refunded, or voided before it was paid"
+    );
+    assert_eq!(split.assert_books(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cancel_racing_the_payment_reply_ends_consistent_either_way() {
+    let mut split = Split::start(Bus::Http, &[]).await;
+    let user = split.user(1_000).await;
+    let seats = split.seats(2, 100).await;
+
+    // The reply first: confirmed, then cancelled: the seat is released, then refunded.
+    let paid_first = split.hold(&user, seats[0]).await;
+    let (status, _) = split.pay(&user, paid_first).await;
+    assert!(status == 200 || status == 202);
+    eventually("confirmed", QUIET, || async {
+        let now = split.reservation(&user, paid_first).await;
+        (now["status"] == "confirmed").then_some(())
+    })
+    .await;
+    let (status, cancelled) = split.cancel(&user, paid_first).await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["refunded"], 100);
+
+    // The cancel first: payment-svc has not answered when the client cancels.
+    let cancelled_first = split.hold(&user, seats[1]).await;
+    split.payment.sigkill();
+    let (status, _) = split.pay(&user, cancelled_first).await;
+    assert_eq!(status, 202);
+    let (status, cancelled) = split.cancel(&user, cancelled_first).await;
+    assert_eq!(status, 200, "{cancelled}");
+    split.payment.start().await;
+
+    split.wait_until_quiet(QUIET).await;
+    for reservation in [paid_first, cancelled_first] {
+        assert_eq!(
+            split.reservation(&user, reservation).await["status"],
+            "cancelled"
+        );
+    }
+    assert_eq!(split.balance(&user).await, 1_000);
+    assert_eq!(split.assert_books(), 0);
+    // The platform saw the paid one confirmed, then cancelled; the other not at all.
+    let events = split.reservation_db.text(
+        "SELECT string_agg(event_type || ':' || aggregate_id, ',' ORDER BY id) FROM outbox \
+         WHERE event_type LIKE 'reservation.%'",
+    );
+    assert_eq!(
+        events,
+        format!("reservation.confirmed:{paid_first},reservation.cancelled:{paid_first}")
+    );
+}
+
+/// Every message between the services delivered twice changes nothing: the same books.
+async fn twice(bus: Bus) {
+    let split = Split::start(bus, &[("SAGA_DUPLICATE_DELIVERIES", "true")]).await;
+    let user = split.user(350).await;
+    let seats = split.seats(5, 100).await;
+    let mut reservations = Vec::new();
+    for seat in &seats {
+        let reservation = split.hold(&user, *seat).await;
+        split.pay(&user, reservation).await;
+        reservations.push(reservation);
+    }
+    // One confirmed reservation is cancelled, so a refund crosses twice as well.
+    split.wait_until_quiet(QUIET).await;
+    let (status, _) = split.cancel(&user, reservations[0]).await;
+    assert_eq!(status, 200);
+    split.wait_until_quiet(QUIET).await;
+    // 350 points pay for three seats; one of them was given back.
+    assert_eq!(split.assert_books(), 2);
+    assert_eq!(split.balance(&user).await, 150);
+    let received = split.payment_db.scalar("SELECT count(*) FROM inbox");
+    let sent = split
+        .reservation_db
+        .scalar("SELECT count(*) FROM outbox WHERE event_type LIKE 'payment.%'");
+    assert_eq!(
+        received, sent,
+        "every command recorded once, however often it came"
+    );
+    // And each did come twice: payment-svc's inbox recognised the second copies.
+    let metrics = reqwest::get(format!("{}/metrics", split.payment.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let repeated = sample(
+        &metrics,
+        r#"saga_messages_total{event_type="payment.requested",outcome="duplicate"}"#,
+    );
+    assert!(repeated >= 5.0, "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_message_delivered_twice_over_http_keeps_the_books() {
+    twice(Bus::Http).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_message_delivered_twice_over_jetstream_keeps_the_books() {
+    let node = NatsNode::start();
+    twice(Bus::JetStream(node.url())).await;
+}

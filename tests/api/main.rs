@@ -29,5 +29,6 @@ mod relay_loops;
 mod relay_processes;
 mod reservation_rules;
 mod split;
+mod split_faults;
 mod split_helpers;
 mod waker;

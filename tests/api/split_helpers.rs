@@ -92,7 +92,6 @@ pub struct Split {
 }
 
 pub struct SplitUser {
-    pub id: i64,
     pub token: String,
 }
 
@@ -175,7 +174,6 @@ impl Split {
             .await;
         assert_eq!(status, 201, "{created}");
         let user = SplitUser {
-            id: created["id"].as_i64().unwrap(),
             token: created["token"].as_str().unwrap().to_owned(),
         };
         if points > 0 {

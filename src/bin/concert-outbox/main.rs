@@ -4,6 +4,7 @@
 //! and prints what to try. Ctrl-C stops everything, the private PostgreSQL too.
 
 mod demo;
+mod split;
 
 use concert_outbox::config::ApiConfig;
 use concert_outbox::embedded_postgres::EmbeddedPostgres;
@@ -16,7 +17,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-type AnyError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The whole system in one process, for trying it out: a private PostgreSQL (unless
 /// DATABASE_URL is set), the API and its pages, the relay and the mock data platform, with demo
@@ -25,9 +26,18 @@ type AnyError = Box<dyn std::error::Error + Send + Sync>;
 #[command(name = "concert-outbox", version)]
 struct Cli {
     /// NATS server URLs, comma-separated: the relay also publishes every event to JetStream,
-    /// and the mock platform consumes the stream.
-    #[arg(long, env = "NATS_URL")]
+    /// and the mock platform consumes the stream (`split`: the services talk through it).
+    #[arg(long, env = "NATS_URL", global = true)]
     nats_url: Option<String>,
+    #[command(subcommand)]
+    topology: Option<Topology>,
+}
+
+#[derive(clap::Subcommand)]
+enum Topology {
+    /// The split: reservation-svc and payment-svc, each with its own database, orchestrating
+    /// every payment as a saga.
+    Split,
 }
 
 #[tokio::main]
@@ -35,7 +45,11 @@ async fn main() -> ExitCode {
     // Anything else given is refused with usage, not ignored.
     let cli: Cli = clap::Parser::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    match run(cli).await {
+    let ran = match cli.topology {
+        Some(Topology::Split) => split::run(cli.nats_url).await,
+        None => run(cli).await,
+    };
+    match ran {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("concert-outbox: {}", cause_chain(error.as_ref()));
@@ -129,7 +143,10 @@ async fn run(cli: Cli) -> Result<(), AnyError> {
 
 /// Binds the address in `variable`, or `default` when it is unset; a default that is taken
 /// (another program on 8080) gives way to a free port, which the welcome text prints.
-fn bind_or_any_port(variable: &str, default: &str) -> Result<std::net::TcpListener, AnyError> {
+pub(crate) fn bind_or_any_port(
+    variable: &str,
+    default: &str,
+) -> Result<std::net::TcpListener, AnyError> {
     use std::net::TcpListener;
     if let Some(addr) = std::env::var(variable).ok().filter(|v| !v.is_empty()) {
         return TcpListener::bind(&addr)
@@ -141,7 +158,7 @@ fn bind_or_any_port(variable: &str, default: &str) -> Result<std::net::TcpListen
     })
 }
 
-fn env_or(name: &str, default: &str) -> String {
+pub(crate) fn env_or(name: &str, default: &str) -> String {
     std::env::var(name)
         .ok()
         .filter(|v| !v.is_empty())
@@ -149,7 +166,7 @@ fn env_or(name: &str, default: &str) -> String {
 }
 
 /// Creates database `name` on the server behind `maintenance_url` if it is missing.
-fn ensure_database(maintenance_url: &str, name: &str) -> Result<(), AnyError> {
+pub(crate) fn ensure_database(maintenance_url: &str, name: &str) -> Result<(), AnyError> {
     use diesel::RunQueryDsl;
     let mut conn = PgConnection::establish(maintenance_url)?;
     let exists: bool = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(

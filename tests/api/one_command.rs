@@ -70,6 +70,36 @@ async fn the_first_command_works_from_a_fresh_copy_and_a_second_start_reuses_its
     }
 }
 
+/// The README's command for the split, `cargo run --release -- split`, typed the same way:
+/// both services come up on their own databases of one private PostgreSQL, talk over HTTP
+/// (no NATS_URL), confirm a payment as a saga whose event reaches the mock platform, and
+/// stop on Ctrl-C with that PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_split_starts_with_one_command_from_a_fresh_copy() {
+    require_postgres_binaries();
+    let parent = private_folder("concert-split");
+    let mut cleanup = Cleanup(vec![parent.clone()]);
+    let copy = fresh_copy(&parent.join("concert-outbox"), Target::LinkedToThisBuild);
+    let mut command = Command::new(env!("CARGO"));
+    command
+        .args(["run", "--release", "--", "split"])
+        .current_dir(&copy);
+    let started = Started::spawn(command, &copy).await;
+    let database_folder = started.database_folder();
+    if !database_folder.starts_with(&parent) {
+        cleanup.0.push(database_folder.clone());
+    }
+    assert!(
+        started.field("between them:").starts_with("HTTP"),
+        "without NATS_URL the services talk over HTTP: {:#?}",
+        started.welcome
+    );
+    started.check_a_saga_confirms().await;
+    started
+        .interrupt_and_expect_clean_exit(&database_folder)
+        .await;
+}
+
 /// `nobody` runs the binary the first command built, from a fresh copy it owns.
 async fn run_as_an_ordinary_user(built_copy: &Path) {
     let parent =
@@ -182,12 +212,9 @@ impl Started {
         let line = self
             .welcome
             .iter()
-            .find(|l| l.trim().starts_with("database:"))
-            .unwrap_or_else(|| panic!("no database line in {:#?}", self.welcome));
-        let path = line
-            .split("data in ")
-            .nth(1)
-            .unwrap_or_else(|| panic!("a private PostgreSQL: {line}"));
+            .find(|l| l.contains("PostgreSQL, data in "))
+            .unwrap_or_else(|| panic!("no private PostgreSQL in {:#?}", self.welcome));
+        let path = line.split("data in ").nth(1).unwrap();
         let path = PathBuf::from(path.trim());
         assert!(
             path.join("data/PG_VERSION").exists(),
@@ -275,6 +302,80 @@ impl Started {
             })
             .collect();
         Value::Array(shape)
+    }
+
+    /// The split's API holds a demo seat and pays for it: 200 confirmed, or 202 and then
+    /// confirmed; the platform gets the confirmation.
+    async fn check_a_saga_confirms(&self) {
+        let (api, mock, token) = (
+            self.field("API:"),
+            self.field("data platform:"),
+            self.field("demo token:"),
+        );
+        let client = reqwest::Client::new();
+        let concerts = get_json(&client, &format!("{api}/concerts")).await;
+        let schedule = concerts[0]["schedules"][0]["id"]
+            .as_i64()
+            .expect("a demo date");
+        let seats = get_json(&client, &format!("{api}/schedules/{schedule}/seats")).await;
+        let seat = seats
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["status"] == "available")
+            .expect("a free demo seat")["id"]
+            .clone();
+        let before = received_events(&client, &mock).await;
+        let hold: Value = client
+            .post(format!("{api}/reservations"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({ "seat_id": seat }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let reservation = hold["id"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("a hold: {hold}"));
+        let paid = client
+            .post(format!("{api}/reservations/{reservation}/payment"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            [200, 202].contains(&paid.status().as_u16()),
+            "the payment is taken: {}",
+            paid.status()
+        );
+        let shown = format!("{api}/reservations/{reservation}");
+        eventually("the saga confirms", Duration::from_secs(30), || {
+            let (client, shown, token) = (client.clone(), shown.clone(), token.clone());
+            async move {
+                let reservation: Value = client
+                    .get(&shown)
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .ok()?
+                    .json()
+                    .await
+                    .ok()?;
+                (reservation["status"] == "confirmed").then_some(())
+            }
+        })
+        .await;
+        eventually(
+            "the confirmation at the mock platform",
+            Duration::from_secs(30),
+            || {
+                let (client, mock) = (client.clone(), mock.clone());
+                async move { (received_events(&client, &mock).await == before + 1).then_some(()) }
+            },
+        )
+        .await;
     }
 
     /// Ctrl-C as a terminal sends it, to the whole process group; everything stops, the

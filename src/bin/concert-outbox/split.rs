@@ -43,12 +43,9 @@ pub async fn run(nats_url: Option<String>) -> Result<(), AnyError> {
     let mock_handle = mock.handle();
     tokio::spawn(mock);
 
-    let api_addr = match std::env::var("BIND_ADDR").ok().filter(|v| !v.is_empty()) {
-        Some(addr) => addr,
-        None => bind_or_any_port("BIND_ADDR", "127.0.0.1:8080")?
-            .local_addr()?
-            .to_string(),
-    };
+    // Held from here, so nothing takes the port while the databases migrate.
+    let api_listener = bind_or_any_port("BIND_ADDR", "127.0.0.1:8080")?;
+    let api_addr = api_listener.local_addr()?.to_string();
     let payment_addr = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .to_string();
@@ -81,9 +78,10 @@ pub async fn run(nats_url: Option<String>) -> Result<(), AnyError> {
         payment_settings.get(n).cloned()
     })?)
     .await?;
-    let reservation = ReservationService::build(ReservationSettings::from_lookup(|n| {
-        reservation_settings.get(n).cloned()
-    })?)
+    let reservation = ReservationService::build_on(
+        ReservationSettings::from_lookup(|n| reservation_settings.get(n).cloned())?,
+        api_listener,
+    )
     .await?;
     let api = format!("http://127.0.0.1:{}", reservation.port());
     // Both serve from here on; Ctrl-C (or SIGTERM) stops them.

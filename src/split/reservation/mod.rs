@@ -107,6 +107,15 @@ pub struct ReservationService {
 
 impl ReservationService {
     pub async fn build(settings: ReservationSettings) -> Result<Self, StartError> {
+        let listener = TcpListener::bind(settings.api.bind_addr)?;
+        Self::build_on(settings, listener).await
+    }
+
+    /// As [`build`](Self::build), serving on `listener` instead of binding `BIND_ADDR`.
+    pub async fn build_on(
+        settings: ReservationSettings,
+        listener: TcpListener,
+    ) -> Result<Self, StartError> {
         let service = &settings.service;
         let pool: DbPool = db::build_pool(service.database_url.expose(), service.db_pool_size)?;
         let applied = db::migrate_with(&pool, MIGRATIONS).await?;
@@ -155,18 +164,14 @@ impl ReservationService {
             sync_wait: settings.sync_wait,
         });
         let inbox = runtime.inbox();
-        let listener = TcpListener::bind(settings.api.bind_addr)?;
-        let port = listener.local_addr()?.port();
+        let addr = listener.local_addr()?;
         let server = crate::startup::serve(listener, state, move |cfg| {
             cfg.app_data(split.clone())
                 .app_data(inbox.clone())
                 .route("/internal/inbox", web::post().to(super::bus::receive));
             crate::routes::configure_with(cfg, routes::routes);
         })?;
-        log::info!(
-            "reservation-svc listening addr={}:{port}",
-            settings.api.bind_addr.ip()
-        );
+        log::info!("reservation-svc listening addr={addr}");
         let sweeper = SagaSweeper::spawn(
             pool,
             runtime.waker.clone(),
@@ -175,7 +180,7 @@ impl ReservationService {
             settings.saga_timeout,
         );
         Ok(ReservationService {
-            port,
+            port: addr.port(),
             server,
             runtime,
             sweeper,

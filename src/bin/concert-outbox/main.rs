@@ -132,6 +132,7 @@ async fn run(cli: Cli) -> Result<(), AnyError> {
         demo: &demo,
         postgres: postgres.as_ref(),
         jetstream: jetstream.as_ref(),
+        split: None,
     });
 
     app.run_until_stopped().await?;
@@ -179,16 +180,24 @@ pub(crate) fn ensure_database(maintenance_url: &str, name: &str) -> Result<(), A
     Ok(())
 }
 
-struct Welcome<'a> {
-    api: &'a str,
-    mock: &'a str,
-    admin_token: &'a str,
-    demo: &'a Demo,
-    postgres: Option<&'a EmbeddedPostgres>,
-    jetstream: Option<&'a JetStreamSource>,
+pub(crate) struct Welcome<'a> {
+    pub api: &'a str,
+    pub mock: &'a str,
+    pub admin_token: &'a str,
+    pub demo: &'a Demo,
+    pub postgres: Option<&'a EmbeddedPostgres>,
+    pub jetstream: Option<&'a JetStreamSource>,
+    /// Set for `concert-outbox split`.
+    pub split: Option<SplitWelcome<'a>>,
 }
 
-fn print_welcome(w: &Welcome) {
+pub(crate) struct SplitWelcome<'a> {
+    pub payment_svc: &'a str,
+    /// How the services talk: JetStream's servers or HTTP.
+    pub bus: &'a str,
+}
+
+pub(crate) fn print_welcome(w: &Welcome) {
     let Welcome {
         api,
         mock,
@@ -223,14 +232,25 @@ fn print_welcome(w: &Welcome) {
             line
         }
     };
+    let (title, services, pay_note) = match &w.split {
+        None => ("concert-outbox is running.".to_string(), String::new(), ""),
+        Some(split) => (
+            "concert-outbox (split) is running: reservation-svc and payment-svc, each with its own database.".to_string(),
+            format!(
+                "  payment-svc:    {}  (internal; the API answers for it)\n  between them:   {}\n  databases:      concert_reservation, concert_payment\n",
+                split.payment_svc, split.bus
+            ),
+            "\n     (202 payment_pending: the saga goes on; GET /reservations/<reservation id> shows how it ends)",
+        ),
+    };
     println!(
-        "\nconcert-outbox is running.\n\
+        "\n{title}\n\
          \n  seat map:       {api}/\n  dashboard:      {api}/admin  (log in with the admin token)\n\
-         \n  API:            {api}\n  data platform:  {mock}  (mock)\n{jetstream}  metrics:        {api}/metrics\n{database}\
+         \n  API:            {api}\n  data platform:  {mock}  (mock)\n{services}{jetstream}  metrics:        {api}/metrics\n{database}\
          \n  demo token:     {token}\n  admin token:    {admin_token}\n\
          \nTry it:\n\
          \n  # 1. hold a seat\n  curl -s -X POST {api}/reservations -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' -d '{{\"seat_id\": {seat}}}'\n\
-         \n  # 2. pay for it (use the id the hold returned)\n  curl -s -X POST {api}/reservations/<reservation id>/payment -H 'Authorization: Bearer {token}'\n\
+         \n  # 2. pay for it (use the id the hold returned){pay_note}\n  curl -s -X POST {api}/reservations/<reservation id>/payment -H 'Authorization: Bearer {token}'\n\
          \n  # 3. see what the data platform received\n  curl -s {mock}/received\n\
          \nCtrl-C stops everything.\n"
     );

@@ -3,13 +3,14 @@
 //! mock data platform and, when `NATS_URL` is set, JetStream between them; in one process, so
 //! one command tries it. The client's address is reservation-svc's (`BIND_ADDR`).
 
-use super::{bind_or_any_port, ensure_database, env_or, AnyError};
+use super::{
+    bind_or_any_port, demo, ensure_database, env_or, print_welcome, AnyError, SplitWelcome, Welcome,
+};
 use concert_outbox::db::url_for_database;
 use concert_outbox::embedded_postgres::EmbeddedPostgres;
 use concert_outbox::split::payment::{self, PaymentService};
 use concert_outbox::split::reservation::{ReservationService, ReservationSettings};
 use mock_platform::{Faults, MockPlatformConfig};
-use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -87,35 +88,25 @@ pub async fn run(nats_url: Option<String>) -> Result<(), AnyError> {
     // Both serve from here on; Ctrl-C (or SIGTERM) stops them.
     let payment_handle = tokio::spawn(payment.run_until_stopped());
     let reservation_handle = tokio::spawn(reservation.run_until_stopped());
-    let demo = seed_demo(&api, &admin_token, &data_dir).await?;
+    std::fs::create_dir_all(&data_dir)?;
+    let demo =
+        demo::seed_demo_through_api(&api, &admin_token, &data_dir.join("split-demo-token")).await?;
     let bus = match common.get("NATS_URL") {
-        Some(urls) => format!("JetStream ({urls}; streams SAGA_COMMANDS, SAGA_REPLIES)"),
-        None => format!("HTTP (payment-svc at http://{payment_addr})"),
+        Some(urls) => format!("JetStream on {urls} (streams SAGA_COMMANDS, SAGA_REPLIES)"),
+        None => "HTTP (each relay posts to the other's /internal/inbox)".to_string(),
     };
-    let database = match &postgres {
-        Some(postgres) => format!(
-            "private PostgreSQL, data in {}",
-            postgres.folder().path.display()
-        ),
-        None => "DATABASE_URL's server".to_string(),
-    };
-    println!(
-        "\nconcert-outbox (split) is running: reservation-svc and payment-svc, each with its own database.\n\
-         \n  API:            {api}  (reservation-svc; a payment may answer 202 payment_pending)\
-         \n  payment-svc:    http://{payment_addr}  (internal)\
-         \n  between them:   {bus}\
-         \n  data platform:  {mock_url}  (mock)\
-         \n  databases:      concert_reservation, concert_payment on the {database}\
-         \n\n  demo token:     {token}\n  admin token:    {admin_token}\n\
-         \nTry it:\n\
-         \n  curl -s -X POST {api}/reservations -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' -d '{{\"seat_id\": {seat}}}'\
-         \n  curl -s -X POST {api}/reservations/<reservation id>/payment -H 'Authorization: Bearer {token}'\
-         \n  curl -s {api}/reservations/<reservation id> -H 'Authorization: Bearer {token}'\
-         \n  curl -s {mock_url}/received\n\
-         \nCtrl-C stops everything.\n",
-        token = demo.token,
-        seat = demo.seat,
-    );
+    print_welcome(&Welcome {
+        api: &api,
+        mock: &mock_url,
+        admin_token: &admin_token,
+        demo: &demo,
+        postgres: postgres.as_ref(),
+        jetstream: None,
+        split: Some(SplitWelcome {
+            payment_svc: &format!("http://{payment_addr}"),
+            bus: &bus,
+        }),
+    });
     for (service, handle) in [
         ("reservation-svc", reservation_handle),
         ("payment-svc", payment_handle),
@@ -129,73 +120,4 @@ pub async fn run(nats_url: Option<String>) -> Result<(), AnyError> {
     drop(postgres);
     log::info!("concert-outbox (split) stopped");
     Ok(())
-}
-
-struct Demo {
-    token: String,
-    seat: i64,
-}
-
-/// On first start, a demo concert and a user with points, through the API itself (the points
-/// live on payment-svc); later starts reuse the user's token from `split-demo-token`.
-async fn seed_demo(
-    api: &str,
-    admin_token: &str,
-    data_dir: &std::path::Path,
-) -> Result<Demo, AnyError> {
-    let client = reqwest::Client::new();
-    let token_file = data_dir.join("split-demo-token");
-    let concerts: Value = client
-        .get(format!("{api}/concerts"))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let empty = concerts.as_array().is_none_or(Vec::is_empty);
-    if empty {
-        client
-            .post(format!("{api}/admin/concerts"))
-            .bearer_auth(admin_token)
-            .json(&json!({"title": "Split Demo Night", "schedules": [
-                {"starts_at": "2031-06-01T19:00:00Z", "seat_count": 50, "price": 1000}]}))
-            .send()
-            .await?
-            .error_for_status()?;
-    }
-    let token = match std::fs::read_to_string(&token_file).ok().filter(|_| !empty) {
-        Some(token) => token.trim().to_owned(),
-        None => {
-            let user: Value = client
-                .post(format!("{api}/users"))
-                .json(&json!({"name": "Demo User"}))
-                .send()
-                .await?
-                .error_for_status()?
-                .json()
-                .await?;
-            let token = user["token"].as_str().unwrap_or_default().to_owned();
-            client
-                .post(format!("{api}/points/charge"))
-                .bearer_auth(&token)
-                .json(&json!({"amount": 100_000}))
-                .send()
-                .await?
-                .error_for_status()?;
-            std::fs::create_dir_all(data_dir)?;
-            std::fs::write(&token_file, &token)?;
-            token
-        }
-    };
-    let seats: Value = client
-        .get(format!("{api}/schedules/1/seats"))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let seat = seats
-        .as_array()
-        .and_then(|seats| seats.iter().find(|s| s["status"] == "available"))
-        .and_then(|s| s["id"].as_i64())
-        .unwrap_or(1);
-    Ok(Demo { token, seat })
 }

@@ -26,7 +26,8 @@ pub fn check_named_binds(sql: &str) -> Result<(), String> {
 }
 
 /// Checks every `.sql` file under `dir` with [`check_named_binds`], for a crate's test; returns
-/// how many it checked, or the first file that fails and why.
+/// how many it checked, or the first file that fails and why. Folders named `migrations` are
+/// passed over: diesel runs their files as they are, with no binds.
 pub fn check_sql_files_under(dir: &Path) -> Result<usize, String> {
     let files = sql_files_under(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     for file in &files {
@@ -40,7 +41,9 @@ fn sql_files_under(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        if path.is_dir() {
+        if path.is_dir() && path.file_name().is_some_and(|name| name == "migrations") {
+            continue;
+        } else if path.is_dir() {
             found.extend(sql_files_under(&path)?);
         } else if path.extension().is_some_and(|ext| ext == "sql") {
             found.push(path);
@@ -93,5 +96,19 @@ mod tests {
         assert!(check_named_binds("-- Binds: $1 id.\nSELECT $1, $2").is_err());
         assert!(check_named_binds("-- Binds: $2 id.\nSELECT $2").is_err());
         assert!(check_named_binds("SELECT $1").is_err());
+    }
+
+    #[test]
+    fn queries_are_checked_and_migrations_passed_over() {
+        let dir = std::env::temp_dir().join(format!("cached-sql-{}", std::process::id()));
+        let migration = dir.join("migrations").join("2026-01-01_init");
+        std::fs::create_dir_all(&migration).unwrap();
+        std::fs::write(migration.join("up.sql"), "CREATE TABLE t (id int);").unwrap();
+        std::fs::write(dir.join("find.sql"), "-- Binds: $1 id.\nSELECT $1").unwrap();
+        assert_eq!(check_sql_files_under(&dir), Ok(1));
+        std::fs::write(dir.join("bad.sql"), "SELECT $1").unwrap();
+        let refused = check_sql_files_under(&dir).unwrap_err();
+        assert!(refused.contains("bad.sql"), "{refused}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

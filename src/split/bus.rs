@@ -215,6 +215,43 @@ pub async fn receive(inbox: web::Data<Inbox>, body: web::Bytes) -> HttpResponse 
     }
 }
 
+/// Applies one delivered message and answers the broker: acknowledged once applied (or, with
+/// `twice`, handed back after its first delivery), terminated when this service does not take
+/// it, handed back for a later try when it could not be applied now.
+async fn handle(
+    message: Result<jetstream::Message, jetstream::consumer::pull::MessagesError>,
+    inbox: &Inbox,
+    twice: bool,
+) -> Result<(), async_nats::Error> {
+    let message = message?;
+    let applied = match serde_json::from_slice::<Envelope>(&message.payload) {
+        Ok(envelope) => inbox.apply_all(vec![envelope]).await,
+        Err(error) => {
+            log::error!("saga message unreadable error=\"{error}\"; terminated");
+            return message.ack_with(AckKind::Term).await;
+        }
+    };
+    match applied {
+        Ok(()) if twice && message.info()?.delivered == 1 => {
+            message.ack_with(AckKind::Nak(None)).await
+        }
+        Ok(()) => message.ack().await,
+        Err(error @ ApplyError::NotForThisService(_)) => {
+            log::error!("saga message refused error=\"{error}\"; terminated");
+            message.ack_with(AckKind::Term).await
+        }
+        Err(error) => {
+            log::warn!(
+                "saga message not applied error=\"{}\"; it comes again",
+                cause_chain(&error)
+            );
+            message
+                .ack_with(AckKind::Nak(Some(Duration::from_millis(500))))
+                .await
+        }
+    }
+}
+
 fn error_body(message: &str) -> serde_json::Value {
     serde_json::json!({"error": {"code": "inbox", "message": message}})
 }
@@ -258,6 +295,9 @@ pub fn spawn_consumer(
     })
 }
 
+/// Messages a consumer applies at once, each on its own connection of the service's pool.
+const APPLY_CONCURRENCY: usize = 4;
+
 async fn consume(
     servers: &[String],
     direction: Direction,
@@ -292,36 +332,16 @@ async fn consume(
         "saga consumer started stream={} durable={durable}",
         direction.stream()
     );
-    let mut messages = consumer.messages().await?;
-    while let Some(message) = messages.next().await {
-        let message = message?;
-        let applied = match serde_json::from_slice::<Envelope>(&message.payload) {
-            Ok(envelope) => inbox.apply_all(vec![envelope]).await,
-            Err(error) => {
-                log::error!("saga message unreadable error=\"{error}\"; terminated");
-                message.ack_with(AckKind::Term).await?;
-                continue;
-            }
-        };
-        match applied {
-            Ok(()) if twice && message.info()?.delivered == 1 => {
-                message.ack_with(AckKind::Nak(None)).await?
-            }
-            Ok(()) => message.ack().await?,
-            Err(error @ ApplyError::NotForThisService(_)) => {
-                log::error!("saga message refused error=\"{error}\"; terminated");
-                message.ack_with(AckKind::Term).await?;
-            }
-            Err(error) => {
-                log::warn!(
-                    "saga message not applied error=\"{}\"; it comes again",
-                    cause_chain(&error)
-                );
-                message
-                    .ack_with(AckKind::Nak(Some(Duration::from_millis(500))))
-                    .await?;
-            }
-        }
+    // Messages of different sagas apply side by side; each saga's messages are built to be
+    // applied in any order (a refund before its payment voids it), as over HTTP.
+    let handled = consumer
+        .messages()
+        .await?
+        .map(|message| handle(message, inbox, twice))
+        .buffer_unordered(APPLY_CONCURRENCY);
+    futures_util::pin_mut!(handled);
+    while let Some(outcome) = handled.next().await {
+        outcome?;
     }
     Ok(())
 }

@@ -200,6 +200,26 @@ impl ApiClient {
         response.bytes().await?;
         Ok(status)
     }
+
+    /// The reservation's `status` as `GET /reservations/{id}` shows it.
+    pub async fn reservation_status(
+        &self,
+        token: &str,
+        reservation_id: i64,
+    ) -> BenchResult<String> {
+        let path = format!("/reservations/{reservation_id}");
+        let response = self
+            .http
+            .get(self.url(&path))
+            .bearer_auth(token)
+            .send()
+            .await?;
+        let body = expect(response, StatusCode::OK, &path).await?;
+        Ok(body["status"]
+            .as_str()
+            .ok_or_else(|| format!("GET {path}: no status"))?
+            .to_owned())
+    }
 }
 
 /// The JSON body of a response that must have `status`; anything else is an error naming

@@ -1,5 +1,6 @@
-//! The real `concert-api` binary as a child process on a free port, serving the bench's
-//! database; stopped with SIGTERM like a deployment would stop it.
+//! The real `concert-api` binary (or another service of the workspace) as a child process on a
+//! free port, serving the bench's database; stopped with SIGTERM like a deployment would stop
+//! it.
 
 use crate::BenchResult;
 use serde::Serialize;
@@ -39,33 +40,54 @@ pub struct ApiSettings {
 impl ApiProcess {
     /// Spawns `concert-api` from this executable's directory and waits for `GET /health`.
     pub async fn spawn(database_url: &str, settings: &ApiSettings) -> BenchResult<ApiProcess> {
-        let binary = release_api_binary()?;
-        let port = free_port()?;
+        ApiProcess::spawn_with(database_url, settings, &[]).await
+    }
+
+    /// As [`spawn`](Self::spawn), with `extra` settings beside the measured ones.
+    pub async fn spawn_with(
+        database_url: &str,
+        settings: &ApiSettings,
+        extra: &[(&str, String)],
+    ) -> BenchResult<ApiProcess> {
+        let mut env = vec![("DATABASE_URL", database_url.to_owned())];
+        if let Some(size) = settings.api_pool_size {
+            env.push(("DB_POOL_SIZE", size.to_string()));
+        }
+        if let Some(holds) = settings.api_hold_concurrency {
+            env.push(("HOLD_CONCURRENCY", holds.to_string()));
+        }
+        env.extend_from_slice(extra);
         let admin_token = format!("bench-{}", uuid::Uuid::new_v4().simple());
+        ApiProcess::spawn_binary("concert-api", free_port()?, &admin_token, &env).await
+    }
+
+    /// Spawns the workspace's release binary `name` from this executable's directory, serving
+    /// on `port` with `admin_token` and `env`, and waits for its `GET /health`.
+    pub async fn spawn_binary(
+        name: &str,
+        port: u16,
+        admin_token: &str,
+        env: &[(&str, String)],
+    ) -> BenchResult<ApiProcess> {
+        let binary = release_binary(name)?;
         let mut command = Command::new(&binary);
         // A clean environment, so settings of the shell (RELAY_IN_PROCESS, DB_POOL_SIZE, ...)
         // cannot change what is measured.
         command
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("DATABASE_URL", database_url)
-            .env("ADMIN_TOKEN", &admin_token)
+            .env("ADMIN_TOKEN", admin_token)
             .env("BIND_ADDR", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "warn")
+            .envs(env.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
-        if let Some(size) = settings.api_pool_size {
-            command.env("DB_POOL_SIZE", size.to_string());
-        }
-        if let Some(holds) = settings.api_hold_concurrency {
-            command.env("HOLD_CONCURRENCY", holds.to_string());
-        }
         let child = command.spawn()?;
         let mut api = ApiProcess {
             child,
             base_url: format!("http://127.0.0.1:{port}"),
-            admin_token,
+            admin_token: admin_token.to_owned(),
             binary,
         };
         api.wait_until_healthy().await?;
@@ -84,7 +106,9 @@ impl ApiProcess {
         let deadline = Instant::now() + STARTUP_DEADLINE;
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait()? {
-                return Err(format!("concert-api exited during start-up: {status}").into());
+                return Err(
+                    format!("{} exited during start-up: {status}", self.binary.display()).into(),
+                );
             }
             if let Ok(response) = client.get(&url).send().await {
                 if response.status().is_success() {
@@ -93,7 +117,11 @@ impl ApiProcess {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Err(format!("concert-api did not answer {url} within {STARTUP_DEADLINE:?}").into())
+        Err(format!(
+            "{} did not answer {url} within {STARTUP_DEADLINE:?}",
+            self.binary.display()
+        )
+        .into())
     }
 
     pub fn memory(&self) -> BenchResult<Memory> {
@@ -128,7 +156,11 @@ impl ApiProcess {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Err(format!("concert-api ignored SIGTERM for {STOP_DEADLINE:?}; killed").into())
+        Err(format!(
+            "{} ignored SIGTERM for {STOP_DEADLINE:?}; killed",
+            self.binary.display()
+        )
+        .into())
     }
 }
 
@@ -142,9 +174,9 @@ impl Drop for ApiProcess {
     }
 }
 
-/// `concert-api` next to this executable, which must itself be a release build: a debug API
-/// would measure the compiler's optimiser, not the service.
-fn release_api_binary() -> BenchResult<PathBuf> {
+/// The binary `name` next to this executable, which must itself be a release build: a debug
+/// service would measure the compiler's optimiser, not the service.
+fn release_binary(name: &str) -> BenchResult<PathBuf> {
     let exe = std::env::current_exe()?;
     let dir = exe
         .parent()
@@ -156,15 +188,15 @@ fn release_api_binary() -> BenchResult<PathBuf> {
         )
         .into());
     }
-    let api = dir.join("concert-api");
-    if !api.is_file() {
+    let binary = dir.join(name);
+    if !binary.is_file() {
         return Err(format!(
-            "{} is missing; build it with `cargo build --release --bin concert-api`",
-            api.display()
+            "{} is missing; build it with `cargo build --release --bin {name}`",
+            binary.display()
         )
         .into());
     }
-    Ok(api)
+    Ok(binary)
 }
 
 /// When the API binary was built, so a report shows whether it was a fresh build.
@@ -176,7 +208,7 @@ pub fn built_at(binary: &Path) -> String {
 }
 
 /// A port nobody listens on right now; the API binds it a moment later.
-fn free_port() -> BenchResult<u16> {
+pub fn free_port() -> BenchResult<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
 }

@@ -15,17 +15,22 @@ pub struct BenchDb {
 
 impl BenchDb {
     pub fn create(server_url: &str) -> BenchResult<BenchDb> {
+        let db = BenchDb::create_empty(server_url)?;
+        run_migrations(&mut db.connect()?)?;
+        Ok(db)
+    }
+
+    /// A fresh database with no migration applied, for a service that migrates its own.
+    pub fn create_empty(server_url: &str) -> BenchResult<BenchDb> {
         let name = format!("concert_bench_{}", uuid::Uuid::new_v4().simple());
         let mut admin = PgConnection::establish(server_url)?;
         diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin)?;
         // The guard exists from here on, so a failed migration still drops the database.
-        let db = BenchDb {
+        Ok(BenchDb {
             url: url_for_database(server_url, &name),
             name,
             server_url: server_url.to_owned(),
-        };
-        run_migrations(&mut db.connect()?)?;
-        Ok(db)
+        })
     }
 
     pub fn connect(&self) -> BenchResult<PgConnection> {

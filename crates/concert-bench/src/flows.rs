@@ -9,6 +9,7 @@ use crate::bench_db::BenchDb;
 use crate::observe::{Observation, Observer};
 use crate::sql_baseline::{self, SqlBaseline};
 use crate::stats::{per_second, show, Summary};
+use crate::topologies::Topology;
 use crate::BenchResult;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -32,6 +33,10 @@ pub struct FlowsArgs {
     /// Fresh seats created for each phase [default: 5000 per second of run].
     #[arg(long)]
     pub seats_per_phase: Option<usize>,
+    /// monolith: concert-api against the same SQL straight to Postgres; split: the split
+    /// (over HTTP, then over JetStream) against the monolith, in the same run.
+    #[arg(long, value_enum, default_value_t)]
+    pub topology: Topology,
     #[command(flatten)]
     pub api: ApiSettings,
 }

@@ -7,6 +7,7 @@
 
 use crate::bench_db::BenchDb;
 use crate::latency::{self, LatencyReport, Receiver};
+use crate::nats_server::NatsServer;
 use crate::relay::{
     drain_deadline, insert_pending_events, verdict, wait_until_drained, with_db, RelayArgs,
 };
@@ -22,7 +23,6 @@ use pg_outbox::relay::{Destination, RelayConfig, Verdict};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
@@ -259,55 +259,6 @@ async fn count_and_delete(nats_url: &str, stream: &str) -> BenchResult<u64> {
         .messages;
     context.delete_stream(stream).await?;
     Ok(messages)
-}
-
-/// A private `nats-server` with JetStream on a free port, its store in a folder removed when
-/// it stops.
-struct NatsServer {
-    child: Child,
-    port: u16,
-    store: std::path::PathBuf,
-}
-
-impl NatsServer {
-    fn start() -> BenchResult<NatsServer> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let store = std::env::temp_dir().join(format!(
-            "concert-bench-nats-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
-        std::fs::create_dir_all(&store)?;
-        let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(&store)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start nats-server ({e}); apt-get install nats-server"))?;
-        let server = NatsServer { child, port, store };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                return Err("nats-server did not start within 10 s".into());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(server)
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.store);
-    }
 }
 
 impl fmt::Display for JetStreamReport {

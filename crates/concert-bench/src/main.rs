@@ -10,6 +10,9 @@
 //!                                                   # commit-to-PubAck latency
 //! concert-bench flows    --clients 64 --seconds 20  # hold + pay through the real concert-api vs the
 //!                                                   # same SQL straight to Postgres
+//! concert-bench flows --topology split              # the same purchases through the split (over HTTP,
+//!                                                   # then JetStream) vs the monolith: flows/s and the
+//!                                                   # time from the payment call to confirmed
 //! concert-bench hot-seat --clients 1000 --seats 50  # everyone races for a few seats at once; exits
 //!                                                   # non-zero unless exactly one hold per seat wins
 //! concert-bench soak     --events 1000000           # a steady stream through the relay on a private
@@ -19,8 +22,9 @@
 //!
 //! Every command creates its own database (`concert_bench_<random>`) on DATABASE_URL's server,
 //! migrates it and drops it at the end; no other database is touched. `flows` and `hot-seat`
-//! spawn `concert-api` from this executable's directory, so build both, from the workspace root:
-//! `cargo build --release --bin concert-api && cargo build --release -p concert-bench`.
+//! spawn `concert-api` (and `--topology split` reservation-svc and payment-svc) from this
+//! executable's directory, so build them first, from the workspace root:
+//! `cargo build --release --bins && cargo build --release -p concert-bench`.
 //! `--json` prints the report as JSON.
 
 mod api_client;
@@ -31,12 +35,14 @@ mod hot_seat;
 mod http_baseline;
 mod jetstream;
 mod latency;
+mod nats_server;
 mod observe;
 mod platform;
 mod relay;
 mod soak;
 mod sql_baseline;
 mod stats;
+mod topologies;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -65,7 +71,8 @@ struct Cli {
 enum Command {
     /// Relay drain rate vs a no-database HTTP baseline, then commit-to-delivery latency.
     Relay(relay::RelayArgs),
-    /// Hold + pay flows through concert-api vs the same SQL straight to Postgres.
+    /// Hold + pay flows through concert-api vs the same SQL straight to Postgres; with
+    /// `--topology split`, through the split vs the monolith.
     Flows(flows::FlowsArgs),
     /// Many clients racing for a few seats at the same instant.
     HotSeat(hot_seat::HotSeatArgs),
@@ -108,6 +115,11 @@ async fn run(cli: &Cli) -> BenchResult<bool> {
         }
         Command::Relay(args) => {
             let report = relay::run(url, args).await?;
+            print_report(cli.json, &report)?;
+            Ok(true)
+        }
+        Command::Flows(args) if args.topology == topologies::Topology::Split => {
+            let report = topologies::run(url, args).await?;
             print_report(cli.json, &report)?;
             Ok(true)
         }

@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use pg_outbox::db::DbPool;
 use pg_outbox::error::cause_chain;
 use pg_outbox::inbox::Consumed;
-use pg_outbox::jetstream::{JetStreamConfig, JetStreamDestination, JetStreamError};
+use pg_outbox::jetstream::{ensure_stream, JetStreamConfig, JetStreamDestination, JetStreamError};
 use pg_outbox::relay::{event_payload, Destination, HttpDestination, HttpEndpoint, RelayConfig};
 use pg_outbox::waker::RelayWaker;
 use std::sync::Arc;
@@ -99,19 +99,25 @@ pub async fn peer_destination(
         Transport::JetStream { servers } => Arc::new(
             JetStreamDestination::connect(
                 direction.destination(),
-                JetStreamConfig {
-                    servers: servers.clone(),
-                    stream: direction.stream().into(),
-                    subject_prefix: direction.subject_prefix().into(),
-                    replicas: 1,
-                    duplicate_window: relay.longest_resend_gap().max(Duration::from_secs(120)),
-                    event_types: Some(direction.event_types()),
-                },
+                stream_config(servers, direction, relay),
                 relay,
             )
             .await?,
         ),
     })
+}
+
+/// `direction`'s stream, as its sender publishes to it and its receiver consumes it; either
+/// creates it if it is missing.
+fn stream_config(servers: &[String], direction: Direction, relay: &RelayConfig) -> JetStreamConfig {
+    JetStreamConfig {
+        servers: servers.to_vec(),
+        stream: direction.stream().into(),
+        subject_prefix: direction.subject_prefix().into(),
+        replicas: 1,
+        duplicate_window: relay.longest_resend_gap().max(Duration::from_secs(120)),
+        event_types: Some(direction.event_types()),
+    }
 }
 
 /// The test hook `SAGA_DUPLICATE_DELIVERIES`: every claim is sent twice, so the peer's inbox
@@ -277,6 +283,7 @@ fn parse(body: &[u8]) -> Result<Vec<Envelope>, String> {
 /// is handed back unacknowledged, so the broker delivers it again.
 pub fn spawn_consumer(
     servers: Vec<String>,
+    relay: RelayConfig,
     direction: Direction,
     durable: &'static str,
     inbox: Arc<Inbox>,
@@ -284,7 +291,7 @@ pub fn spawn_consumer(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            if let Err(error) = consume(&servers, direction, durable, &inbox, twice).await {
+            if let Err(error) = consume(&servers, &relay, direction, durable, &inbox, twice).await {
                 log::info!(
                     "saga consumer waiting stream={} error=\"{error}\"",
                     direction.stream()
@@ -300,23 +307,27 @@ const APPLY_CONCURRENCY: usize = 4;
 
 async fn consume(
     servers: &[String],
+    relay: &RelayConfig,
     direction: Direction,
     durable: &str,
     inbox: &Inbox,
     twice: bool,
 ) -> Result<(), async_nats::Error> {
-    let servers = servers
+    let addresses = servers
         .iter()
         .map(|url| url.parse::<async_nats::ServerAddr>())
         .collect::<Result<Vec<_>, _>>()?;
     let client = async_nats::ConnectOptions::new()
         .name(durable)
         .retry_on_initial_connect()
-        .connect(servers)
+        .connect(addresses)
         .await?;
-    let stream = jetstream::new(client)
-        .get_stream(direction.stream())
-        .await?;
+    let context = jetstream::new(client);
+    // The sender creates the stream too; whichever service starts first makes it, so the
+    // consumer never waits for its peer to come up.
+    let config = stream_config(servers, direction, relay);
+    ensure_stream(durable, &context, &config, relay.longest_resend_gap()).await?;
+    let stream = context.get_stream(direction.stream()).await?;
     let consumer = stream
         .get_or_create_consumer(
             durable,

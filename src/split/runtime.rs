@@ -133,6 +133,7 @@ impl Runtime {
         let consumer = match &settings.transport {
             Transport::JetStream { servers } => Some(bus::spawn_consumer(
                 servers.clone(),
+                settings.relay_config().clone(),
                 incoming,
                 durable,
                 inbox.clone(),

@@ -2,7 +2,7 @@
 //! real processes on databases of their own, over HTTP and over JetStream.
 use crate::delivery_helpers::sample;
 use crate::helpers::eventually;
-use crate::nats::NatsNode;
+use crate::nats::{jetstream_at, NatsNode};
 use crate::split_helpers::{Bus, Split};
 use std::collections::HashSet;
 use std::time::Duration;
@@ -74,6 +74,31 @@ async fn a_payment_saga_confirms_over_jetstream() {
     );
     let commands = split.payment_db.scalar("SELECT count(*) FROM inbox");
     assert!(commands >= 1, "payment-svc consumed the command");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn either_service_started_alone_is_ready_to_consume_before_its_peer_exists() {
+    for payment_svc_alone in [true, false] {
+        let node = NatsNode::start();
+        let mut split = Split::configure(Bus::JetStream(node.url()), &[]).await;
+        let (service, stream, durable) = match payment_svc_alone {
+            true => (&mut split.payment, "SAGA_COMMANDS", "payment-svc"),
+            false => (&mut split.reservation, "SAGA_REPLIES", "reservation-svc"),
+        };
+        service.start().await;
+        // The stream it consumes exists, made by the consumer itself, with its durable
+        // consumer on it: what the peer sends once it starts is taken at once.
+        let context = jetstream_at(&node.url()).await;
+        eventually(
+            &format!("{durable}'s consumer on {stream}"),
+            Duration::from_secs(10),
+            || async {
+                let mut found = context.get_stream(stream).await.ok()?;
+                found.consumer_info(durable).await.ok().map(|_| ())
+            },
+        )
+        .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -80,12 +80,13 @@ impl Drop for Service {
     }
 }
 
-/// The split system of one test.
+/// The split system of one test. The services come first: fields drop in order, so they stop
+/// before their databases go.
 pub struct Split {
-    pub reservation_db: TestDb,
-    pub payment_db: TestDb,
     pub reservation: Service,
     pub payment: Service,
+    pub reservation_db: TestDb,
+    pub payment_db: TestDb,
     pub platform: MockPlatform,
     pub client: reqwest::Client,
     pub admin_token: String,
@@ -99,6 +100,14 @@ impl Split {
     /// Both services started, with the tests' quick relay settings, `bus` between them and
     /// `overrides` on top (for both).
     pub async fn start(bus: Bus, overrides: &[(&str, &str)]) -> Split {
+        let mut split = Split::configure(bus, overrides).await;
+        split.payment.start().await;
+        split.reservation.start().await;
+        split
+    }
+
+    /// Both services set up as [`Split::start`] sets them up, neither started.
+    pub async fn configure(bus: Bus, overrides: &[(&str, &str)]) -> Split {
         let _ = env_logger::builder().is_test(true).try_init();
         let platform = MockPlatform::start().await;
         let (reservation_db, payment_db) = (TestDb::empty(), TestDb::empty());
@@ -127,18 +136,16 @@ impl Split {
             env.push(("ADMIN_TOKEN".into(), admin_token.clone()));
             env
         };
-        let mut payment = Service::new(
+        let payment = Service::new(
             env!("CARGO_BIN_EXE_payment-svc"),
             payment_port,
             with(&payment_db, payment_port),
         );
-        let mut reservation = Service::new(
+        let reservation = Service::new(
             env!("CARGO_BIN_EXE_reservation-svc"),
             reservation_port,
             with(&reservation_db, reservation_port),
         );
-        payment.start().await;
-        reservation.start().await;
         Split {
             reservation_db,
             payment_db,

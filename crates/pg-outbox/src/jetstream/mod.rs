@@ -62,6 +62,21 @@ impl JetStreamConfig {
     }
 }
 
+/// Finds `config`'s stream, or creates it as a destination publishing to it would, for `who`
+/// (a consumer that may start before any publisher); refused when its duplicate window is
+/// shorter than `needed_window`.
+pub async fn ensure_stream(
+    who: &str,
+    context: &jetstream::Context,
+    config: &JetStreamConfig,
+    needed_window: Duration,
+) -> Result<(), JetStreamError> {
+    StreamCheck::new(who, context, config, needed_window)
+        .checked()
+        .await
+        .map(|_| ())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum JetStreamError {
     #[error("cannot use NATS server address")]

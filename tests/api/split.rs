@@ -93,7 +93,7 @@ async fn either_service_started_alone_is_ready_to_consume_before_its_peer_exists
             &format!("{durable}'s consumer on {stream}"),
             Duration::from_secs(10),
             || async {
-                let mut found = context.get_stream(stream).await.ok()?;
+                let found = context.get_stream(stream).await.ok()?;
                 found.consumer_info(durable).await.ok().map(|_| ())
             },
         )

@@ -11,6 +11,7 @@
 //! ordinary-user run starts the binary that command built, from a copy that user owns.
 use crate::fresh_copy::{fresh_copy, private_folder, Cleanup, Target};
 use crate::helpers::eventually;
+use crate::nats::NatsNode;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
@@ -77,6 +78,18 @@ async fn the_first_command_works_from_a_fresh_copy_and_a_second_start_reuses_its
 /// PostgreSQL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_split_starts_with_one_command_from_a_fresh_copy() {
+    split_from_a_fresh_copy(None).await;
+}
+
+/// The README's `NATS_URL=nats://127.0.0.1:4222 cargo run --release -- split`, against a
+/// `nats-server -js` of the test's own: the same, with JetStream between the services.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_split_over_jetstream_starts_with_one_command_from_a_fresh_copy() {
+    let node = NatsNode::start();
+    split_from_a_fresh_copy(Some(&node.url())).await;
+}
+
+async fn split_from_a_fresh_copy(nats_url: Option<&str>) {
     require_postgres_binaries();
     let parent = private_folder("concert-split");
     let mut cleanup = Cleanup(vec![parent.clone()]);
@@ -85,16 +98,20 @@ async fn the_split_starts_with_one_command_from_a_fresh_copy() {
     command
         .args(["run", "--release", "--", "split"])
         .current_dir(&copy);
-    let started = Started::spawn(command, &copy).await;
+    let typed: Vec<(&str, &str)> = nats_url.map(|url| ("NATS_URL", url)).into_iter().collect();
+    let started = Started::spawn(command, &copy, &typed).await;
     let database_folder = started.database_folder();
     if !database_folder.starts_with(&parent) {
         cleanup.0.push(database_folder.clone());
     }
-    assert!(
-        started.field("between them:").starts_with("HTTP"),
-        "without NATS_URL the services talk over HTTP: {:#?}",
-        started.welcome
-    );
+    let bus = started.line("between them:");
+    match nats_url {
+        None => assert!(bus.starts_with("HTTP"), "without NATS_URL, HTTP: {bus}"),
+        Some(url) => assert!(
+            bus.starts_with("JetStream") && bus.contains(url),
+            "with NATS_URL, JetStream there: {bus}"
+        ),
+    }
     started.check_it_serves_a_payment(true).await;
     started
         .interrupt_and_expect_clean_exit(&database_folder)
@@ -121,7 +138,7 @@ async fn run_as_an_ordinary_user(built_copy: &Path) {
         .args(["-u", "nobody", "--"])
         .arg(&binary)
         .current_dir(&copy);
-    let started = Started::spawn(command, &copy).await;
+    let started = Started::spawn(command, &copy, &[]).await;
     let folder = started.database_folder();
     assert!(folder.starts_with(&copy), "{folder:?} is inside the copy");
     started.check_it_serves_a_payment(false).await;
@@ -140,13 +157,15 @@ impl Started {
     async fn cargo_run_release(copy: &Path) -> Started {
         let mut command = Command::new(env!("CARGO"));
         command.args(["run", "--release"]).current_dir(copy);
-        Started::spawn(command, copy).await
+        Started::spawn(command, copy, &[]).await
     }
 
-    /// Starts `command` with a newcomer's environment (no setting of the product's), in a
-    /// process group of its own so Ctrl-C can reach it as a terminal sends it.
-    async fn spawn(mut command: Command, copy: &Path) -> Started {
+    /// Starts `command` with a newcomer's environment (no setting of the product's but the
+    /// `typed` ones the README writes before the command), in a process group of its own so
+    /// Ctrl-C can reach it as a terminal sends it.
+    async fn spawn(mut command: Command, copy: &Path, typed: &[(&str, &str)]) -> Started {
         command.env_clear();
+        command.envs(typed.iter().copied());
         for kept in [
             "PATH",
             "HOME",
@@ -201,10 +220,16 @@ impl Started {
 
     /// The first word after `label` on its line of the welcome text.
     fn field(&self, label: &str) -> String {
+        let line = self.line(label);
+        line.split_whitespace().next().unwrap_or("").to_owned()
+    }
+
+    /// What the welcome line `label` says after the label.
+    fn line(&self, label: &str) -> String {
         self.welcome
             .iter()
             .find_map(|line| line.trim().strip_prefix(label))
-            .map(|rest| rest.split_whitespace().next().unwrap_or("").to_owned())
+            .map(|rest| rest.trim().to_owned())
             .unwrap_or_else(|| panic!("no {label:?} in {:#?}", self.welcome))
     }
 

@@ -4,6 +4,7 @@ use crate::delivery_helpers::sample;
 use crate::helpers::eventually;
 use crate::nats::{jetstream_at, NatsNode};
 use crate::split_helpers::{Bus, Split};
+use serde_json::json;
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -215,6 +216,42 @@ async fn a_cancel_racing_the_payment_reply_ends_consistent_either_way() {
         events,
         format!("reservation.confirmed:{paid_first},reservation.cancelled:{paid_first}")
     );
+}
+
+/// payment-svc applies messages of different sagas side by side (JetStream), so a saga's
+/// refund may reach it before the payment it gives back: the refund voids the payment, and the
+/// payment that comes after it is declined with nothing debited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refund_that_overtakes_its_payment_voids_it() {
+    let split = Split::start(Bus::Http, &[]).await;
+    let user = split.user(1_000).await;
+    let user_id = split.reservation_db.scalar("SELECT max(id) FROM users");
+    let reservation = 1_000_000;
+    let inbox = format!("{}/internal/inbox", split.payment.url);
+    for message in [
+        json!({"event_type": "payment.refund_requested", "reservation_id": reservation}),
+        json!({"event_type": "payment.requested", "reservation_id": reservation,
+               "user_id": user_id, "amount": 100, "payment_key": format!("reservation-{reservation}")}),
+    ] {
+        let mut message = message;
+        message["event_id"] = json!(uuid::Uuid::new_v4());
+        let answer = split
+            .client
+            .post(&inbox)
+            .json(&message)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "{message}");
+    }
+    assert_eq!(split.balance(&user).await, 1_000, "nothing debited");
+    let payments = format!("SELECT count(*) FROM payments WHERE reservation_id = {reservation}");
+    assert_eq!(split.payment_db.scalar(&payments), 0);
+    let replies = split.payment_db.text(&format!(
+        "SELECT string_agg(event_type || ':' || coalesce(payload->>'reason', ''), ',' ORDER BY id) \
+         FROM outbox WHERE aggregate_id = {reservation}"
+    ));
+    assert_eq!(replies, "payment.refunded:,payment.declined:voided");
 }
 
 /// Every message between the services delivered twice changes nothing: the same books.

@@ -28,11 +28,10 @@ async fn metrics_count_requests_and_show_the_outbox_backlog() {
         assert_eq!(app.pay(&user, reservation, None).await.status(), 200);
     }
     let after = metrics_text(&app).await;
-    assert_eq!(
-        sample(&after, pay_count) - sample(&before, pay_count),
-        2.0,
-        "{after}"
-    );
+    // The request counters are the process's, and other tests of this binary pay meanwhile:
+    // at least these two payments were counted.
+    let counted = sample(&after, pay_count) - sample(&before, pay_count);
+    assert!(counted >= 2.0, "{counted} payments counted: {after}");
     // No relay runs here, so both events wait in this app's own database.
     assert_eq!(sample(&after, backlog), 2.0);
     assert!(after.contains("http_request_duration_seconds_bucket"));

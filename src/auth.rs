@@ -1,5 +1,6 @@
 //! Request authentication: `Authorization: Bearer <token>` for users, the `ADMIN_TOKEN` for
-//! admin routes. A missing or unknown token is always 401 `unauthorized`.
+//! admin routes, and the split's `INTERNAL_TOKEN` for the routes its services call on each
+//! other. A missing or unknown token is always 401 `unauthorized`.
 
 use crate::app_state::AppState;
 use crate::blocking::with_db;
@@ -48,11 +49,40 @@ impl FromRequest for Admin {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let allowed = match (bearer_token(req), req.app_data::<web::Data<AppState>>()) {
-            (Some(given), Some(state)) => is_admin_token(&state.admin_token, given),
+            (Some(given), Some(state)) => matches_secret(&state.admin_token, given),
             _ => false,
         };
         std::future::ready(if allowed {
             Ok(Admin)
+        } else {
+            Err(ApiError::Unauthorized)
+        })
+    }
+}
+
+/// The split's shared secret (`INTERNAL_TOKEN`), which its services send each other.
+#[derive(Debug, Clone)]
+pub struct InternalToken(pub crate::config::Secret);
+
+/// Proof that the request carried the `INTERNAL_TOKEN`: one of the split's services calling
+/// another. Without it, a client could post a forged reply to an inbox, or credit points.
+#[derive(Debug, Clone, Copy)]
+pub struct Internal;
+
+impl FromRequest for Internal {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let allowed = match (
+            bearer_token(req),
+            req.app_data::<web::Data<InternalToken>>(),
+        ) {
+            (Some(given), Some(internal)) => matches_secret(&internal.0, given),
+            _ => false,
+        };
+        std::future::ready(if allowed {
+            Ok(Internal)
         } else {
             Err(ApiError::Unauthorized)
         })
@@ -66,13 +96,9 @@ fn bearer_token(req: &HttpRequest) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// Compares in constant time, so response time does not reveal how much of the admin token
-/// a guess got right.
-pub fn is_admin_token(admin_token: &crate::config::Secret, given: &str) -> bool {
+/// Whether `given` is `secret`, compared in constant time, so response time does not reveal how
+/// much of a token a guess got right.
+pub fn matches_secret(secret: &crate::config::Secret, given: &str) -> bool {
     use subtle::ConstantTimeEq;
-    admin_token
-        .expose()
-        .as_bytes()
-        .ct_eq(given.as_bytes())
-        .into()
+    secret.expose().as_bytes().ct_eq(given.as_bytes()).into()
 }

@@ -57,6 +57,7 @@ impl RelaySettings {
                 render: event_payload,
                 batch: env.parsed_or("DATA_PLATFORM_BATCH", true)?,
                 event_types: Some(reservation_events()),
+                bearer_token: None,
             },
             HttpEndpoint {
                 name: "notification".into(),
@@ -64,6 +65,7 @@ impl RelaySettings {
                 render: notifier_message,
                 batch: env.parsed_or("NOTIFY_BATCH", true)?,
                 event_types: Some(reservation_events()),
+                bearer_token: None,
             },
         ];
         endpoints.extend(extra_destinations(lookup("RELAY_EXTRA_DESTINATIONS"))?);
@@ -222,6 +224,7 @@ fn extra_destinations(raw: Option<String>) -> Result<Vec<HttpEndpoint>, ConfigEr
                 render: event_payload,
                 batch,
                 event_types: None,
+                bearer_token: None,
             })
         })
         .collect()

@@ -6,7 +6,7 @@ use super::chart::{self, LatencyChart};
 use super::session::{self, Session, LOGIN_COOKIE, SESSION_COOKIE};
 use super::{html, problem_page};
 use crate::app_state::AppState;
-use crate::auth::is_admin_token;
+use crate::auth::matches_secret;
 use crate::blocking::with_db;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -147,7 +147,7 @@ pub async fn login(
             None,
         );
     }
-    if !is_admin_token(&state.admin_token, form.token.trim()) {
+    if !matches_secret(&state.admin_token, form.token.trim()) {
         log::warn!("dashboard login refused: wrong admin token");
         return login_form(
             StatusCode::UNAUTHORIZED,

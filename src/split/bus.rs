@@ -6,6 +6,7 @@
 //! its inbox in one transaction, and only then acknowledges it (a 2xx, or a JetStream ack).
 
 use super::messages::{Envelope, COMMANDS, REPLIES};
+use crate::auth::Internal;
 use actix_web::{web, HttpResponse};
 use async_nats::jetstream::consumer::{pull, AckPolicy};
 use async_nats::jetstream::{self, AckKind};
@@ -16,6 +17,7 @@ use pg_outbox::error::cause_chain;
 use pg_outbox::inbox::Consumed;
 use pg_outbox::jetstream::{ensure_stream, JetStreamConfig, JetStreamDestination, JetStreamError};
 use pg_outbox::relay::{event_payload, Destination, HttpDestination, HttpEndpoint, RelayConfig};
+use pg_outbox::settings::Secret;
 use pg_outbox::waker::RelayWaker;
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,6 +86,7 @@ pub async fn peer_destination(
     transport: &Transport,
     direction: Direction,
     relay: &RelayConfig,
+    internal_token: &Secret,
 ) -> Result<Arc<dyn Destination>, BusError> {
     Ok(match transport {
         Transport::Http { peer_url } => Arc::new(HttpDestination::new(
@@ -93,6 +96,7 @@ pub async fn peer_destination(
                 render: event_payload,
                 batch: true,
                 event_types: Some(direction.event_types()),
+                bearer_token: Some(internal_token.clone()),
             },
             relay,
         )?),
@@ -201,10 +205,11 @@ impl Inbox {
     }
 }
 
-/// `POST /internal/inbox`: one message or a JSON array of them, as the peer's relay sends them.
-/// 200 once every one is applied (a repeated one changes nothing), 500 when one could not be
-/// (the relay sends them again), 422 for a body that is not messages of this service.
-pub async fn receive(inbox: web::Data<Inbox>, body: web::Bytes) -> HttpResponse {
+/// `POST /internal/inbox`: one message or a JSON array of them, as the peer's relay sends them
+/// with the `INTERNAL_TOKEN` (401 without it). 200 once every one is applied (a repeated one
+/// changes nothing), 500 when one could not be (the relay sends them again), 422 for a body
+/// that is not messages of this service.
+pub async fn receive(_: Internal, inbox: web::Data<Inbox>, body: web::Bytes) -> HttpResponse {
     let envelopes = match parse(&body) {
         Ok(envelopes) => envelopes,
         Err(reason) => return HttpResponse::UnprocessableEntity().json(error_body(&reason)),

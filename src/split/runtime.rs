@@ -3,6 +3,7 @@
 //! the relay about new rows, and, with JetStream, the consumer of the messages sent to it.
 
 use super::bus::{self, Apply, Direction, Inbox, Transport};
+use crate::auth::InternalToken;
 use crate::outbox::RelaySettings;
 use actix_web::dev::Server;
 use pg_outbox::db::DbPool;
@@ -21,6 +22,9 @@ pub struct ServiceSettings {
     pub database_url: pg_outbox::settings::Secret,
     pub bind_addr: SocketAddr,
     pub db_pool_size: u32,
+    /// `INTERNAL_TOKEN`: the bearer token both services send to, and require on, the routes
+    /// they call on each other (`/internal/*`).
+    pub internal_token: pg_outbox::settings::Secret,
     /// The peer's HTTP address (its inbox without JetStream; payment-svc's points always).
     pub peer_url: String,
     pub transport: Transport,
@@ -32,7 +36,7 @@ pub struct ServiceSettings {
 }
 
 impl ServiceSettings {
-    /// Reads `DATABASE_URL`, `BIND_ADDR` (default `default_bind`), `DB_POOL_SIZE`, `NATS_URL`
+    /// Reads `DATABASE_URL`, `INTERNAL_TOKEN`, `BIND_ADDR` (default `default_bind`), `DB_POOL_SIZE`, `NATS_URL`
     /// (JetStream between the services when set), the peer's URL from `peer_variable`
     /// (default `default_peer`) and the relay's settings.
     pub fn from_lookup(
@@ -61,6 +65,7 @@ impl ServiceSettings {
         }
         Ok(ServiceSettings {
             database_url: pg_outbox::settings::Secret::new(env.required("DATABASE_URL")?),
+            internal_token: pg_outbox::settings::Secret::new(env.required("INTERNAL_TOKEN")?),
             bind_addr: env.parsed_or("BIND_ADDR", default_bind)?,
             db_pool_size,
             peer_url,
@@ -121,8 +126,13 @@ impl Runtime {
         }
         let destinations = relay_settings.destination_count() + 1;
         let relay_pool = settings.relay_config().build_pool(destinations)?;
-        let mut peer =
-            bus::peer_destination(&settings.transport, outgoing, settings.relay_config()).await?;
+        let mut peer = bus::peer_destination(
+            &settings.transport,
+            outgoing,
+            settings.relay_config(),
+            &settings.internal_token,
+        )
+        .await?;
         if settings.duplicate_deliveries {
             peer = Arc::new(bus::SendTwice(peer));
         }
@@ -152,6 +162,11 @@ impl Runtime {
     /// What `POST /internal/inbox` applies messages with.
     pub fn inbox(&self) -> actix_web::web::Data<Inbox> {
         actix_web::web::Data::from(self.inbox.clone())
+    }
+
+    /// What the `/internal/*` routes check callers against.
+    pub fn internal_token(settings: &ServiceSettings) -> actix_web::web::Data<InternalToken> {
+        actix_web::web::Data::new(InternalToken(settings.internal_token.clone()))
     }
 
     /// Runs the relay while `server` serves; once the server has stopped (SIGTERM or Ctrl-C),

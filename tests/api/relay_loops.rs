@@ -35,6 +35,7 @@ impl PanicsOnFirstClaim {
                 render: event_payload,
                 batch: true,
                 event_types: None,
+                bearer_token: None,
             },
             client: reqwest::Client::new(),
             claims: AtomicUsize::new(0),

@@ -218,6 +218,152 @@ async fn a_cancel_racing_the_payment_reply_ends_consistent_either_way() {
     );
 }
 
+/// reservation-svc's migration carries its own `reservation_event_payload`; the event the
+/// platform gets from the split is still exactly what `ReservationEvent` serialises, rebuilt
+/// here from the rows the saga wrote, as the monolith's is (`payments.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_splits_confirmed_event_is_exactly_what_reservation_event_serialises() {
+    use concert_outbox::outbox::events::{ReservationEvent, RESERVATION_CONFIRMED};
+    use diesel::prelude::*;
+    use diesel::sql_types::{BigInt, Integer, Jsonb, Timestamptz, Uuid};
+    #[derive(QueryableByName)]
+    struct Confirmed {
+        #[diesel(sql_type = Uuid)]
+        event_id: uuid::Uuid,
+        #[diesel(sql_type = Jsonb)]
+        payload: serde_json::Value,
+        #[diesel(sql_type = Timestamptz)]
+        confirmed_at: chrono::DateTime<chrono::Utc>,
+        #[diesel(sql_type = BigInt)]
+        user_id: i64,
+        #[diesel(sql_type = BigInt)]
+        seat_id: i64,
+        #[diesel(sql_type = Integer)]
+        seat_no: i32,
+        #[diesel(sql_type = BigInt)]
+        schedule_id: i64,
+        #[diesel(sql_type = BigInt)]
+        concert_id: i64,
+    }
+    let split = Split::start(Bus::Http, &[]).await;
+    let user = split.user(1_000).await;
+    let seats = split.seats(2, 300).await;
+    let reservation = split.hold(&user, seats[1]).await;
+    split.pay(&user, reservation).await;
+    eventually("confirmed", QUIET, || async {
+        let now = split.reservation(&user, reservation).await;
+        (now["status"] == "confirmed").then_some(())
+    })
+    .await;
+    let row: Confirmed = diesel::sql_query(
+        "SELECT o.event_id, o.payload, r.confirmed_at, r.user_id, r.seat_id, s.seat_no, \
+         s.schedule_id, sc.concert_id FROM reservations r JOIN seats s ON s.id = r.seat_id \
+         JOIN schedules sc ON sc.id = s.schedule_id \
+         JOIN outbox o ON o.aggregate_id = r.id AND o.event_type = 'reservation.confirmed'",
+    )
+    .get_result(&mut split.reservation_db.connect())
+    .unwrap();
+    let expected = ReservationEvent {
+        event_id: row.event_id,
+        event_type: RESERVATION_CONFIRMED,
+        occurred_at: row.confirmed_at,
+        reservation_id: reservation,
+        user_id: row.user_id,
+        seat_id: row.seat_id,
+        seat_no: row.seat_no,
+        schedule_id: row.schedule_id,
+        concert_id: row.concert_id,
+        amount: 300,
+        paid_at: row.confirmed_at,
+    };
+    assert_eq!(row.payload, serde_json::to_value(&expected).unwrap());
+}
+
+/// The states the code spells (`split::reservation::states`) are exactly those the columns'
+/// CHECKs allow, in reservation-svc's migrated database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_states_the_code_spells_are_the_ones_the_columns_allow() {
+    use concert_outbox::split::reservation::states::{ReservationState, SagaState};
+    let split = Split::start(Bus::Http, &[]).await;
+    let allowed = |table: &str, column: &str| -> HashSet<String> {
+        let check = split.reservation_db.text(&format!(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint \
+             WHERE conrelid = '{table}'::regclass AND contype = 'c' \
+             AND pg_get_constraintdef(oid) LIKE '%{column} = ANY%'"
+        ));
+        // The quoted words of `CHECK ((column = ANY (ARRAY['a'::text, 'b'::text])))`.
+        check
+            .split('\'')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    };
+    let spelled = |all: Vec<&str>| all.into_iter().map(str::to_owned).collect::<HashSet<_>>();
+    assert_eq!(
+        allowed("reservations", "status"),
+        spelled(ReservationState::ALL.iter().map(|s| s.as_str()).collect())
+    );
+    assert_eq!(
+        allowed("payment_sagas", "state"),
+        spelled(SagaState::ALL.iter().map(|s| s.as_str()).collect())
+    );
+}
+
+/// The inboxes and payment-svc's balances take only the services' `INTERNAL_TOKEN`: a client
+/// of reservation-svc's public address cannot confirm a payment that did not happen by posting
+/// the reply itself, nor credit points on payment-svc.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_routes_between_the_services_refuse_callers_without_the_internal_token() {
+    let mut split = Split::start(Bus::Http, &[]).await;
+    let user = split.user(1_000).await;
+    let user_id = split.reservation_db.scalar("SELECT max(id) FROM users");
+    let seats = split.seats(1, 100).await;
+    let reservation = split.hold(&user, seats[0]).await;
+    split.payment.sigkill();
+    let (status, _) = split.pay(&user, reservation).await;
+    assert_eq!(status, 202);
+    let forged = json!({"event_id": uuid::Uuid::new_v4(), "event_type": "payment.completed",
+        "reservation_id": reservation, "payment_id": 1, "amount": 100, "balance_after": 900});
+    let inbox = split.url("/internal/inbox");
+    for token in [
+        None,
+        Some(user.token.as_str()),
+        Some(split.admin_token.as_str()),
+    ] {
+        let mut request = split.client.post(&inbox).json(&forged);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let answer = request.send().await.unwrap();
+        assert_eq!(answer.status(), 401, "token {token:?}");
+        let body: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unauthorized");
+    }
+    assert_eq!(
+        split.reservation(&user, reservation).await["status"],
+        "payment_pending",
+        "the forged reply changed nothing"
+    );
+    split.payment.start().await;
+    let charges = format!("{}/internal/balances/{user_id}/charges", split.payment.url);
+    let answer = split
+        .client
+        .post(&charges)
+        .json(&json!({"amount": 1_000_000}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 401);
+    // With the token, the services' own calls go through: the payment completes.
+    eventually("confirmed", QUIET, || async {
+        let now = split.reservation(&user, reservation).await;
+        (now["status"] == "confirmed").then_some(())
+    })
+    .await;
+    assert_eq!(split.balance(&user).await, 900);
+}
+
 /// payment-svc applies messages of different sagas side by side (JetStream), so a saga's
 /// refund may reach it before the payment it gives back: the refund voids the payment, and the
 /// payment that comes after it is declined with nothing debited.
@@ -238,6 +384,7 @@ async fn a_refund_that_overtakes_its_payment_voids_it() {
         let answer = split
             .client
             .post(&inbox)
+            .bearer_auth(&split.internal_token)
             .json(&message)
             .send()
             .await

@@ -90,6 +90,8 @@ pub struct Split {
     pub platform: MockPlatform,
     pub client: reqwest::Client,
     pub admin_token: String,
+    /// What the services require on the routes they call on each other.
+    pub internal_token: String,
 }
 
 pub struct SplitUser {
@@ -113,7 +115,9 @@ impl Split {
         let (reservation_db, payment_db) = (TestDb::empty(), TestDb::empty());
         let (reservation_port, payment_port) = (free_port(), free_port());
         let admin_token = format!("admin-{}", uuid::Uuid::new_v4().simple());
+        let internal_token = format!("internal-{}", uuid::Uuid::new_v4().simple());
         let mut common = relay_settings(&platform.url);
+        common.push(("INTERNAL_TOKEN".into(), internal_token.clone()));
         common.push((
             "RESERVATION_SVC_URL".into(),
             format!("http://127.0.0.1:{reservation_port}"),
@@ -157,6 +161,7 @@ impl Split {
                 .build()
                 .unwrap(),
             admin_token,
+            internal_token,
         }
     }
 

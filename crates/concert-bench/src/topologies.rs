@@ -146,7 +146,12 @@ impl Services {
         );
         let (reservation_port, payment_port) = (free_port()?, free_port()?);
         let token = format!("bench-{}", uuid::Uuid::new_v4().simple());
-        let bus: Vec<(&str, String)> = nats_url.map(|url| ("NATS_URL", url)).into_iter().collect();
+        let mut shared: Vec<(&str, String)> =
+            nats_url.map(|url| ("NATS_URL", url)).into_iter().collect();
+        shared.push((
+            "INTERNAL_TOKEN",
+            format!("internal-{}", uuid::Uuid::new_v4().simple()),
+        ));
         let mut payment_env = vec![
             ("DATABASE_URL", payment_db.url.clone()),
             (
@@ -154,7 +159,7 @@ impl Services {
                 format!("http://127.0.0.1:{reservation_port}"),
             ),
         ];
-        payment_env.extend(bus.iter().cloned());
+        payment_env.extend(shared.iter().cloned());
         let payment =
             ApiProcess::spawn_binary("payment-svc", payment_port, &token, &payment_env).await?;
         let mut reservation_env = vec![
@@ -165,7 +170,7 @@ impl Services {
             ),
             ("DATA_PLATFORM_URL", platform.into()),
         ];
-        reservation_env.extend(bus);
+        reservation_env.extend(shared);
         let api = ApiProcess::spawn_binary(
             "reservation-svc",
             reservation_port,

@@ -56,6 +56,10 @@ pub async fn run(nats_url: Option<String>) -> Result<(), AnyError> {
     );
     let mut common: HashMap<String, String> = std::env::vars().collect();
     common.insert("ADMIN_TOKEN".into(), admin_token.clone());
+    // The services' shared secret for the routes they call on each other; no one else needs it.
+    common
+        .entry("INTERNAL_TOKEN".into())
+        .or_insert_with(|| format!("internal-{}", uuid::Uuid::new_v4().simple()));
     common.insert("RESERVATION_SVC_URL".into(), format!("http://{api_addr}"));
     common.insert("PAYMENT_SVC_URL".into(), format!("http://{payment_addr}"));
     common

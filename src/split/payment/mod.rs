@@ -96,7 +96,12 @@ impl PaymentService {
         .await?;
         let listener = TcpListener::bind(settings.bind_addr)?;
         let port = listener.local_addr()?.port();
-        let server = routes::server(listener, pool, runtime.inbox())?;
+        let server = routes::server(
+            listener,
+            pool,
+            runtime.inbox(),
+            Runtime::internal_token(&settings),
+        )?;
         log::info!(
             "payment-svc listening addr={}:{port}",
             settings.bind_addr.ip()

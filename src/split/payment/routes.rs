@@ -1,7 +1,9 @@
 //! payment-svc's HTTP API, for reservation-svc on the private network (it has no public one):
-//! its inbox, the balances reservation-svc reads and charges for its users, health and metrics.
+//! its inbox, the balances reservation-svc reads and charges for its users (each of these only
+//! with the `INTERNAL_TOKEN`), health and metrics.
 
 use super::ledger;
+use crate::auth::{Internal, InternalToken};
 use crate::split::bus::{self, Inbox};
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpResponse, HttpServer};
@@ -14,12 +16,14 @@ pub fn server(
     listener: TcpListener,
     pool: DbPool,
     inbox: web::Data<Inbox>,
+    internal_token: web::Data<InternalToken>,
 ) -> std::io::Result<Server> {
     let pool = web::Data::new(pool);
     Ok(HttpServer::new(move || {
         App::new()
             .app_data(pool.clone())
             .app_data(inbox.clone())
+            .app_data(internal_token.clone())
             .app_data(web::PayloadConfig::new(16 * 1024 * 1024))
             .route("/internal/inbox", web::post().to(bus::receive))
             .route("/internal/balances/{user_id}", web::get().to(show_balance))
@@ -40,7 +44,11 @@ pub fn server(
     .run())
 }
 
-async fn show_balance(pool: web::Data<DbPool>, user_id: web::Path<i64>) -> HttpResponse {
+async fn show_balance(
+    _: Internal,
+    pool: web::Data<DbPool>,
+    user_id: web::Path<i64>,
+) -> HttpResponse {
     let user_id = user_id.into_inner();
     answer(with_conn(&pool, move |conn| ledger::balance(conn, user_id)).await)
 }
@@ -52,6 +60,7 @@ struct Charge {
 }
 
 async fn charge(
+    _: Internal,
     pool: web::Data<DbPool>,
     user_id: web::Path<i64>,
     body: web::Json<Charge>,

@@ -159,15 +159,16 @@ impl ReservationService {
             relay_waker: runtime.waker.clone(),
         });
         let split = web::Data::new(SplitState {
-            payments: PaymentClient::new(&service.peer_url)?,
+            payments: PaymentClient::new(&service.peer_url, &service.internal_token)?,
             waiters: waiters.clone(),
             sync_wait: settings.sync_wait,
         });
-        let inbox = runtime.inbox();
+        let (inbox, internal_token) = (runtime.inbox(), Runtime::internal_token(service));
         let addr = listener.local_addr()?;
         let server = crate::startup::serve(listener, state, move |cfg| {
             cfg.app_data(split.clone())
                 .app_data(inbox.clone())
+                .app_data(internal_token.clone())
                 .route("/internal/inbox", web::post().to(super::bus::receive));
             crate::routes::configure_with(cfg, routes::routes);
         })?;

@@ -1,12 +1,14 @@
 //! reservation-svc's synchronous calls to payment-svc for the points a client reads and
 //! charges (`GET /points`, `POST /points/charge` are answered through reservation-svc).
 
+use pg_outbox::settings::Secret;
 use std::time::Duration;
 
 #[derive(Clone)]
 pub struct PaymentClient {
     client: reqwest::Client,
     base_url: String,
+    internal_token: Secret,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -19,12 +21,13 @@ struct Balance {
 }
 
 impl PaymentClient {
-    pub fn new(base_url: &str) -> Result<Self, reqwest::Error> {
+    pub fn new(base_url: &str, internal_token: &Secret) -> Result<Self, reqwest::Error> {
         Ok(PaymentClient {
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
                 .build()?,
             base_url: base_url.trim_end_matches('/').to_owned(),
+            internal_token: internal_token.clone(),
         })
     }
 
@@ -41,7 +44,11 @@ impl PaymentClient {
 
     async fn answer(&self, request: reqwest::RequestBuilder) -> Result<i64, Unavailable> {
         let fail = |e: reqwest::Error| Unavailable(Box::new(e));
-        let response = request.send().await.map_err(fail)?;
+        let response = request
+            .bearer_auth(self.internal_token.expose())
+            .send()
+            .await
+            .map_err(fail)?;
         let balance: Balance = response
             .error_for_status()
             .map_err(fail)?

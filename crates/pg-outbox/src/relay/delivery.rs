@@ -76,6 +76,9 @@ pub async fn post(
     if let Some(traceparent) = traceparent {
         request = request.header("traceparent", traceparent);
     }
+    if let Some(token) = &destination.bearer_token {
+        request = request.bearer_auth(token.expose());
+    }
     match request.send().await {
         Ok(response) => {
             log::debug!(

@@ -24,6 +24,9 @@ pub struct HttpEndpoint {
     pub batch: bool,
     /// The event types it takes; `None` for every event.
     pub event_types: Option<Vec<String>>,
+    /// Sent as `Authorization: Bearer <token>` with every POST, for an endpoint that checks
+    /// who calls it; `None` sends no `Authorization`.
+    pub bearer_token: Option<crate::settings::Secret>,
 }
 
 impl HttpEndpoint {

@@ -192,3 +192,35 @@ impl Runtime {
         served
     }
 }
+
+/// A split service binary's `main` after its arguments: logs at `RUST_LOG` (default `info`),
+/// reads its settings (a bad one is one line and exit code 2), then `serve`s until SIGTERM or
+/// Ctrl-C (a failure is one line and exit code 1).
+pub async fn service_main<S, Served>(
+    name: &str,
+    settings: Result<S, ConfigError>,
+    serve: impl FnOnce(S) -> Served,
+) -> std::process::ExitCode
+where
+    Served: std::future::Future<Output = Result<(), Box<dyn std::error::Error>>>,
+{
+    use std::process::ExitCode;
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let settings = match settings {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("{name}: configuration error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match serve(settings).await {
+        Ok(()) => {
+            log::info!("{name} stopped");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{name}: {}", crate::error::cause_chain(error.as_ref()));
+            ExitCode::FAILURE
+        }
+    }
+}

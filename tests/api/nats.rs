@@ -240,8 +240,21 @@ pub async fn stored_messages(context: &jetstream::Context, stream: &str) -> Vec<
     let (first, last) = (info.state.first_sequence, info.state.last_sequence);
     let mut stored = Vec::new();
     for sequence in first..=last {
-        let Ok(message) = stream.get_raw_message(sequence).await else {
-            continue;
+        // A read can fail while a restarted node catches up or the machine is busy: ask again
+        // rather than count the message missing.
+        let mut attempts = 0;
+        let message = loop {
+            match stream.get_raw_message(sequence).await {
+                Ok(message) => break message,
+                Err(error) if attempts < 50 => {
+                    attempts += 1;
+                    log::debug!("reading sequence {sequence} again: {error}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(error) => {
+                    panic!("cannot read sequence {sequence} of {first}..={last}: {error}")
+                }
+            }
         };
         let header = |name: &str| {
             message

@@ -401,6 +401,49 @@ async fn a_refund_that_overtakes_its_payment_voids_it() {
     assert_eq!(replies, "payment.refunded:,payment.declined:voided");
 }
 
+/// Fifty payments, each sent at the same moment as a cancel of its reservation: whichever lands
+/// first, every reservation ends cancelled, every point comes back, and the platform sees each
+/// confirmed one cancelled after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_cancels_racing_their_payments_end_cancelled_with_the_money_back() {
+    let split = Split::start(Bus::Http, &[]).await;
+    let user = split.user(5_000).await;
+    let mut reservations = Vec::new();
+    for seat in split.seats(50, 100).await {
+        reservations.push(split.hold(&user, seat).await);
+    }
+    let raced = futures_util::future::join_all(reservations.iter().map(|&reservation| {
+        let (split, user) = (&split, &user);
+        async move {
+            tokio::join!(
+                split.pay(user, reservation),
+                split.cancel(user, reservation)
+            )
+        }
+    }))
+    .await;
+    for ((paid, receipt), (cancelled, body)) in &raced {
+        // 409 already_cancelled when the cancel came first.
+        assert!([200, 202, 409].contains(paid), "{paid}: {receipt}");
+        assert_eq!(*cancelled, 200, "{body}");
+    }
+    split.wait_until_quiet(QUIET).await;
+    for &reservation in &reservations {
+        assert_eq!(
+            split.reservation(&user, reservation).await["status"],
+            "cancelled"
+        );
+    }
+    assert_eq!(split.balance(&user).await, 5_000);
+    assert_eq!(split.assert_books(), 0);
+    let confirmed_without_a_later_cancel = split.reservation_db.scalar(
+        "SELECT count(*) FROM outbox c WHERE c.event_type = 'reservation.confirmed' \
+         AND NOT EXISTS (SELECT 1 FROM outbox x WHERE x.aggregate_id = c.aggregate_id \
+         AND x.event_type = 'reservation.cancelled' AND x.id > c.id)",
+    );
+    assert_eq!(confirmed_without_a_later_cancel, 0);
+}
+
 /// Every message between the services delivered twice changes nothing: the same books.
 async fn twice(bus: Bus) {
     let split = Split::start(bus, &[("SAGA_DUPLICATE_DELIVERIES", "true")]).await;

@@ -1,7 +1,8 @@
 -- Binds: $1 reservation id, $2 owner's user id (NULL: any owner).
 --
 -- A reservation with its seat and its payment saga (none before the client pays), the state
--- stored and the one a reader sees now; callers that change it add `FOR UPDATE OF r`.
+-- stored and the one a reader sees now; callers that change it lock the reservation first
+-- (`saga::find`).
 SELECT r.id AS reservation_id, r.user_id, r.seat_id, s.seat_no, s.schedule_id, r.amount,
        r.held_until, r.status AS stored,
        reservation_status_at(r.status, r.held_until, now()) AS status,

@@ -106,20 +106,24 @@ impl Saga {
 
 const READ: &str = include_str!("read_saga.sql");
 
-/// The user's reservation `reservation_id` and its saga, if any; `lock` takes both rows for
-/// the rest of the transaction.
+/// The user's reservation `reservation_id` and its saga, if any; `lock` locks the reservation
+/// for the rest of the transaction (every change to a saga locks its reservation first).
 pub fn find(
     conn: &mut PgConnection,
     reservation_id: i64,
     user_id: Option<i64>,
     lock: bool,
 ) -> QueryResult<Option<Saga>> {
-    let sql = if lock {
-        concat!(include_str!("read_saga.sql"), " FOR UPDATE OF r")
-    } else {
-        READ
-    };
-    cached_sql(sql)
+    if lock {
+        // Lock first, then read in a statement of its own: its snapshot then sees everything
+        // the transaction that held the lock committed. Reading under `FOR UPDATE` would re-read
+        // only the reservation's row after the wait, and miss a saga row inserted meanwhile (a
+        // cancel racing the payment would not see the payment it has to compensate).
+        cached_sql("SELECT id FROM reservations WHERE id = $1 FOR UPDATE")
+            .bind::<BigInt, _>(reservation_id)
+            .execute(conn)?;
+    }
+    cached_sql(READ)
         .bind::<BigInt, _>(reservation_id)
         .bind::<Nullable<BigInt>, _>(user_id)
         .get_result(conn)
@@ -454,9 +458,14 @@ pub fn sweep(conn: &mut PgConnection, timeout: std::time::Duration) -> QueryResu
             .load(conn)?;
         let mut resolved = Vec::with_capacity(stuck.len());
         for stuck in stuck {
+            // Read again under the lock: a reply committed since the query's snapshot may have
+            // moved the saga on.
             let Some(saga) = find(conn, stuck.reservation_id, None, true)? else {
                 continue;
             };
+            if saga.saga != Some(SagaState::Paying) {
+                continue;
+            }
             let release = if stuck.hold_lapsed {
                 Release::HoldLapsed
             } else {

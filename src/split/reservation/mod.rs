@@ -5,6 +5,7 @@
 //! data platform `reservation.confirmed` and `reservation.cancelled` as the monolith does.
 
 mod payment_client;
+pub mod releases;
 mod routes;
 pub mod saga;
 pub mod states;
@@ -204,7 +205,7 @@ fn envelope_reservation(envelope: &super::messages::Envelope) -> i64 {
     envelope.message.reservation_id()
 }
 
-/// Resolves sagas that stopped moving, every second ([`saga::sweep`]): logged one by one and
+/// Resolves sagas that stopped moving, every second ([`releases::sweep`]): logged one by one and
 /// counted in `saga_resolutions_total{resolution}`.
 struct SagaSweeper {
     stop: CancellationToken,
@@ -226,7 +227,7 @@ impl SagaSweeper {
                 let pool = pool.clone();
                 let swept = tokio::task::spawn_blocking(move || {
                     let mut conn = pool.get().map_err(|e| e.to_string())?;
-                    saga::sweep(&mut conn, timeout).map_err(|e| e.to_string())
+                    releases::sweep(&mut conn, timeout).map_err(|e| e.to_string())
                 })
                 .await;
                 match swept {

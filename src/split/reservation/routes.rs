@@ -4,6 +4,7 @@
 //! points (answered through payment-svc). Everything else is the monolith's own handlers
 //! (`routes::configure_with`).
 
+use super::releases;
 use super::saga::{self, Saga};
 use super::states::{ReservationState, SagaState};
 use super::SplitState;
@@ -38,12 +39,12 @@ impl From<saga::StartError> for ApiError {
     }
 }
 
-impl From<saga::CancelError> for ApiError {
-    fn from(error: saga::CancelError) -> Self {
+impl From<releases::CancelError> for ApiError {
+    fn from(error: releases::CancelError) -> Self {
         match error {
-            saga::CancelError::NotFound => ApiError::NotFound("reservation"),
-            saga::CancelError::AlreadyCancelled => ApiError::AlreadyCancelled,
-            saga::CancelError::Database(e) => e.into(),
+            releases::CancelError::NotFound => ApiError::NotFound("reservation"),
+            releases::CancelError::AlreadyCancelled => ApiError::AlreadyCancelled,
+            releases::CancelError::Database(e) => e.into(),
         }
     }
 }
@@ -232,7 +233,7 @@ async fn cancel(
     let trace_context = Some(crate::trace::trace_context(&req));
     let waker = state.relay_waker.clone();
     let before = with_db(&state, move |conn| {
-        let cancelled = saga::cancel(conn, user.id, reservation_id, trace_context);
+        let cancelled = releases::cancel(conn, user.id, reservation_id, trace_context);
         waker.wake();
         cancelled
     })

@@ -5,8 +5,8 @@ mod concerts;
 mod docs;
 mod health;
 mod outbox;
-mod payments;
-mod points;
+pub(crate) mod payments;
+pub(crate) mod points;
 mod reservations;
 mod users;
 

@@ -14,15 +14,27 @@ pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(pay);
 }
 
+/// A confirmed payment's receipt, in either topology.
 #[derive(Serialize, ToSchema)]
-struct PaymentBody {
-    payment_id: i64,
-    reservation_id: i64,
-    amount: i64,
+pub(crate) struct PaymentBody {
+    pub payment_id: i64,
+    pub reservation_id: i64,
+    pub amount: i64,
     /// The balance right after this payment.
-    balance: i64,
+    pub balance: i64,
     /// Always `confirmed`.
-    status: &'static str,
+    pub status: &'static str,
+}
+
+/// The request's `Idempotency-Key` header, if it has one; a malformed one is 400.
+pub(crate) fn idempotency_key(req: &HttpRequest) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(value) = req.headers().get("Idempotency-Key") else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::Validation("Idempotency-Key must be visible ASCII".into()))?;
+    Ok(Some(IdempotencyKey::try_from(text)?))
 }
 
 /// `IdempotencyKey::try_from`'s rule for the document: 1 to 255 visible ASCII characters. It
@@ -78,15 +90,7 @@ async fn pay(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let reservation_id = path.into_inner();
-    let key = match req.headers().get("Idempotency-Key") {
-        None => None,
-        Some(value) => {
-            let text = value.to_str().map_err(|_| {
-                ApiError::Validation("Idempotency-Key must be visible ASCII".into())
-            })?;
-            Some(IdempotencyKey::try_from(text)?)
-        }
-    };
+    let key = idempotency_key(&req)?;
     let trace_context = crate::trace::trace_context(&req);
     let traceparent = trace_context.clone();
     let relays = state.relay_waker.clone();

@@ -13,15 +13,17 @@ pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(show_balance).service(charge);
 }
 
+/// `POST /points/charge`'s body, in either topology.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Charge {
-    amount: ChargeAmount,
+pub(crate) struct Charge {
+    pub amount: ChargeAmount,
 }
 
+/// A balance, as `/points` and `/points/charge` answer it in either topology.
 #[derive(Serialize, ToSchema)]
-struct Balance {
-    balance: i64,
+pub(crate) struct Balance {
+    pub balance: i64,
 }
 
 #[utoipa::path(tag = "points", request_body = Charge, security(("user_token" = [])), responses(

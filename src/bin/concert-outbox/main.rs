@@ -14,7 +14,7 @@ use demo::{seed_demo, Demo};
 use diesel::{Connection, PgConnection};
 use mock_platform::{Faults, JetStreamSource, MockPlatformConfig};
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 pub(crate) type AnyError = Box<dyn std::error::Error + Send + Sync>;
@@ -59,23 +59,9 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), AnyError> {
-    let data_dir =
-        PathBuf::from(std::env::var("CONCERT_DATA_DIR").unwrap_or_else(|_| ".data".into()));
+    let data_dir = data_dir();
     // Held until the end of `run`: dropping it stops the private server.
-    let (database_url, postgres) =
-        match std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) {
-            Some(url) => (url, None),
-            None => {
-                let postgres = tokio::task::spawn_blocking({
-                    let root = data_dir.clone();
-                    move || EmbeddedPostgres::start(&root)
-                })
-                .await??;
-                ensure_database(&postgres.url("postgres"), "concert")?;
-                let url = postgres.url("concert");
-                (url, Some(postgres))
-            }
-        };
+    let (database_url, postgres) = given_or_private_database(&data_dir, "concert").await?;
     let mock_listener = bind_or_any_port("MOCK_BIND", "127.0.0.1:9090")?;
     let mock_url = format!("http://{}", mock_listener.local_addr()?);
     let admin_token = env_or(
@@ -157,6 +143,30 @@ pub(crate) fn bind_or_any_port(
         log::warn!("{default} is not free ({error}): listening on a free port instead; set {variable} to choose");
         Ok(TcpListener::bind("127.0.0.1:0")?)
     })
+}
+
+/// Where the private PostgreSQL and the demo's token live: `CONCERT_DATA_DIR`, else `.data`.
+pub(crate) fn data_dir() -> PathBuf {
+    PathBuf::from(std::env::var("CONCERT_DATA_DIR").unwrap_or_else(|_| ".data".into()))
+}
+
+/// `DATABASE_URL` when it is set; otherwise a private PostgreSQL started in `data_dir`, and the
+/// URL of its database `database` (created if missing). The server stays up as long as the
+/// returned `EmbeddedPostgres` is held.
+pub(crate) async fn given_or_private_database(
+    data_dir: &Path,
+    database: &str,
+) -> Result<(String, Option<EmbeddedPostgres>), AnyError> {
+    if let Some(url) = std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+        return Ok((url, None));
+    }
+    let postgres = tokio::task::spawn_blocking({
+        let root = data_dir.to_path_buf();
+        move || EmbeddedPostgres::start(&root)
+    })
+    .await??;
+    ensure_database(&postgres.url("postgres"), database)?;
+    Ok((postgres.url(database), Some(postgres)))
 }
 
 pub(crate) fn env_or(name: &str, default: &str) -> String {

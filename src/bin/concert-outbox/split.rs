@@ -4,32 +4,20 @@
 //! one command tries it. The client's address is reservation-svc's (`BIND_ADDR`).
 
 use super::{
-    bind_or_any_port, demo, ensure_database, env_or, print_welcome, AnyError, SplitWelcome, Welcome,
+    bind_or_any_port, data_dir, demo, ensure_database, env_or, given_or_private_database,
+    print_welcome, AnyError, SplitWelcome, Welcome,
 };
 use concert_outbox::db::url_for_database;
-use concert_outbox::embedded_postgres::EmbeddedPostgres;
 use concert_outbox::split::payment::{self, PaymentService};
 use concert_outbox::split::reservation::{ReservationService, ReservationSettings};
 use mock_platform::{Faults, MockPlatformConfig};
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 pub async fn run(nats_url: Option<String>) -> Result<(), AnyError> {
-    let data_dir =
-        PathBuf::from(std::env::var("CONCERT_DATA_DIR").unwrap_or_else(|_| ".data".into()));
-    // Held until the end: dropping it stops the private server.
-    let (server_url, postgres) = match std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty())
-    {
-        Some(url) => (url, None),
-        None => {
-            let postgres = tokio::task::spawn_blocking({
-                let root = data_dir.clone();
-                move || EmbeddedPostgres::start(&root)
-            })
-            .await??;
-            (postgres.url("postgres"), Some(postgres))
-        }
-    };
+    let data_dir = data_dir();
+    // Held until the end: dropping it stops the private server. Its maintenance database
+    // names the server; each service gets a database of its own on it below.
+    let (server_url, postgres) = given_or_private_database(&data_dir, "postgres").await?;
     for database in ["concert_reservation", "concert_payment"] {
         ensure_database(&server_url, database)?;
     }

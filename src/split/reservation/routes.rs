@@ -11,12 +11,14 @@ use super::SplitState;
 use crate::app_state::AppState;
 use crate::auth::AuthenticatedUser;
 use crate::blocking::with_db;
-use crate::domain::{ChargeAmount, EntityId};
+use crate::domain::EntityId;
 use crate::error::ApiError;
 use crate::payments::IdempotencyKey;
+use crate::routes::payments::{idempotency_key, PaymentBody};
+use crate::routes::points::{Balance, Charge};
 use crate::routes::ErrorBody;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::time::Instant;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -80,15 +82,6 @@ async fn show(
 }
 
 #[derive(Serialize, ToSchema)]
-struct Receipt {
-    payment_id: i64,
-    reservation_id: i64,
-    amount: i64,
-    balance: i64,
-    status: &'static str,
-}
-
-#[derive(Serialize, ToSchema)]
 struct Pending {
     reservation_id: i64,
     /// `payment_pending`: poll `GET /reservations/{id}`.
@@ -103,7 +96,7 @@ struct Pending {
     ("id" = inline(EntityId), Path, description = "reservation id"),
     ("Idempotency-Key" = inline(Option<IdempotencyKey>), Header, nullable = false, description = "same key, same answer, one payment"),
 ), responses(
-    (status = 200, description = "confirmed", body = Receipt),
+    (status = 200, description = "confirmed", body = PaymentBody),
     (status = 202, description = "payment_pending: the payment side has not answered yet", body = Pending),
     (status = 400, description = "validation_failed: the id is not an integer in range, or a bad Idempotency-Key", body = ErrorBody),
     (status = 401, description = "unauthorized", body = ErrorBody),
@@ -122,15 +115,7 @@ async fn pay(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let reservation_id = path.into_inner().get();
-    let key = match req.headers().get("Idempotency-Key") {
-        None => None,
-        Some(value) => {
-            let text = value
-                .to_str()
-                .map_err(|_| ApiError::Validation("Idempotency-Key must be ASCII".into()))?;
-            Some(IdempotencyKey::try_from(text)?)
-        }
-    };
+    let key = idempotency_key(&req)?;
     let trace_context = Some(crate::trace::trace_context(&req));
     let asked = key.as_ref().map(|k| k.as_str().to_owned());
     let waker = state.relay_waker.clone();
@@ -189,7 +174,7 @@ fn answer_payment(
 }
 
 fn receipt(saga: &Saga) -> HttpResponse {
-    HttpResponse::Ok().json(Receipt {
+    HttpResponse::Ok().json(PaymentBody {
         payment_id: saga.payment_id.unwrap_or_default(),
         reservation_id: saga.reservation_id,
         amount: saga.amount,
@@ -271,17 +256,6 @@ async fn cancel(
         refunded,
         balance,
     }))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct Charge {
-    amount: ChargeAmount,
-}
-
-#[derive(Serialize, ToSchema)]
-struct Balance {
-    balance: i64,
 }
 
 /// Charges points, on payment-svc.

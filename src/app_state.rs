@@ -13,4 +13,6 @@ pub struct AppState {
     pub holds: std::sync::Arc<SeatHolds>,
     /// Wakes the relays after a request's transaction wrote an event.
     pub relay_waker: RelayWaker,
+    /// The waiting queue, when `QUEUE_ENABLED`: holds and payments then need an active turn.
+    pub queue: Option<std::sync::Arc<crate::queue::Queue>>,
 }

@@ -20,6 +20,8 @@ pub struct ApiConfig {
     /// The relay's settings and destinations when it runs inside the API process
     /// (`RELAY_IN_PROCESS=true`).
     pub relay: Option<crate::outbox::RelaySettings>,
+    /// The waiting queue (`QUEUE_ENABLED=true`, then `REDIS_URL` and the `QUEUE_*` settings).
+    pub queue: Option<crate::queue::QueueSettings>,
 }
 
 impl ApiConfig {
@@ -65,6 +67,7 @@ impl ApiConfig {
             db_pool_size,
             hold_concurrency,
             relay,
+            queue: crate::queue::QueueSettings::from_lookup(&lookup)?,
         })
     }
 }
@@ -90,6 +93,7 @@ mod tests {
         assert_eq!(config.hold_ttl, Duration::from_secs(300));
         assert_eq!((config.db_pool_size, config.hold_concurrency), (16, 8));
         assert!(config.relay.is_none());
+        assert!(config.queue.is_none());
     }
 
     #[test]

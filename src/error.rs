@@ -33,6 +33,16 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("request body must be application/json")]
     UnsupportedMediaType,
+    #[error("the waiting queue is not enabled on this server (QUEUE_ENABLED)")]
+    QueueDisabled,
+    #[error("{0}")]
+    QueueTokenRequired(&'static str),
+    #[error("not admitted yet: place {position} in line; poll your token until it is active")]
+    NotAdmitted { position: u64 },
+    #[error("this queue token has expired; join the queue again")]
+    QueueTokenExpired,
+    #[error("the waiting queue is temporarily unavailable")]
+    QueueUnavailable(#[source] Box<dyn StdError + Send + Sync>),
     #[error("the service is temporarily unavailable")]
     Unavailable(#[source] Box<dyn StdError + Send + Sync>),
     #[error("internal error")]
@@ -42,6 +52,10 @@ pub enum ApiError {
 impl ApiError {
     pub fn internal(error: impl StdError + Send + Sync + 'static) -> Self {
         ApiError::Internal(Box::new(error))
+    }
+
+    pub fn queue_unavailable(error: impl StdError + Send + Sync + 'static) -> Self {
+        ApiError::QueueUnavailable(Box::new(error))
     }
 
     /// The stable, machine-readable code clients branch on.
@@ -59,6 +73,11 @@ impl ApiError {
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::QueueDisabled => "queue_disabled",
+            ApiError::QueueTokenRequired(_) => "queue_token_required",
+            ApiError::NotAdmitted { .. } => "not_admitted",
+            ApiError::QueueTokenExpired => "queue_token_expired",
+            ApiError::QueueUnavailable(_) => "queue_unavailable",
             ApiError::Unavailable(_) => "service_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
@@ -74,6 +93,9 @@ struct ErrorBody<'a> {
 struct ErrorDetail<'a> {
     code: &'a str,
     message: String,
+    /// The caller's place in line, on `not_admitted`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    position: Option<u64>,
 }
 
 impl ResponseError for ApiError {
@@ -91,13 +113,20 @@ impl ResponseError for ApiError {
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::QueueDisabled => StatusCode::NOT_FOUND,
+            ApiError::QueueTokenRequired(_) => StatusCode::UNAUTHORIZED,
+            ApiError::NotAdmitted { .. } | ApiError::QueueTokenExpired => StatusCode::FORBIDDEN,
+            ApiError::QueueUnavailable(_) | ApiError::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let ApiError::Internal(_) | ApiError::Unavailable(_) = self {
+        if let ApiError::Internal(_) | ApiError::Unavailable(_) | ApiError::QueueUnavailable(_) =
+            self
+        {
             log::error!("code={} error=\"{}\"", self.code(), cause_chain(self));
         }
         let mut response = HttpResponse::build(self.status_code());
@@ -114,6 +143,10 @@ impl ResponseError for ApiError {
             error: ErrorDetail {
                 code: self.code(),
                 message: self.to_string(),
+                position: match self {
+                    ApiError::NotAdmitted { position } => Some(*position),
+                    _ => None,
+                },
             },
         })
     }

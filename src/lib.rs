@@ -16,6 +16,7 @@ pub mod outbox;
 pub mod pages;
 pub mod payments;
 pub mod points;
+pub mod queue;
 pub mod reservations;
 pub mod routes;
 pub mod split;

@@ -4,12 +4,14 @@
 use crate::app_state::AppState;
 use crate::config::ApiConfig;
 use crate::db;
+use crate::queue::Queue;
 use crate::reservations::SeatHolds;
 use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
 use pg_outbox::relay::Relay;
 use pg_outbox::waker::RelayWaker;
 use std::net::TcpListener;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa_actix_web::AppExt;
@@ -24,6 +26,8 @@ pub enum StartupError {
     Relay(#[from] crate::outbox::StartRelayError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error("cannot set up the waiting queue")]
+    Queue(#[from] crate::queue::QueueError),
     #[error("cannot bind the listening socket")]
     Bind(#[from] std::io::Error),
 }
@@ -67,6 +71,7 @@ pub struct Application {
     server: Server,
     relay: Option<Relay>,
     relay_waker: RelayWaker,
+    queue: Option<Arc<Queue>>,
 }
 
 impl Application {
@@ -80,6 +85,19 @@ impl Application {
         let listener = TcpListener::bind(config.bind_addr)?;
         let port = listener.local_addr()?.port();
         let relay_waker = RelayWaker::spawn(pool.clone());
+        let queue = match config.queue {
+            Some(settings) => {
+                log::info!(
+                    "waiting queue enabled active_limit={} active_ttl_s={} token_ttl_s={} key_prefix={}",
+                    settings.active_limit,
+                    settings.active_ttl.as_secs(),
+                    settings.token_ttl.as_secs(),
+                    settings.key_prefix
+                );
+                Some(Arc::new(Queue::new(settings)?))
+            }
+            None => None,
+        };
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             admin_token: config.admin_token.clone(),
@@ -89,6 +107,7 @@ impl Application {
                 config.hold_ttl,
             )),
             relay_waker: relay_waker.clone(),
+            queue: queue.clone(),
         });
         let server = serve(listener, state, crate::routes::configure)?;
         log::info!(
@@ -105,6 +124,7 @@ impl Application {
             server,
             relay,
             relay_waker,
+            queue,
         })
     }
 
@@ -114,15 +134,23 @@ impl Application {
 
     /// Serves until SIGTERM or Ctrl-C, then finishes in-flight requests, stops the relay waker
     /// (after the NOTIFY the last requests asked for) and the in-process relay (which finishes
-    /// or releases its batch) and returns.
+    /// or releases its batch) and the queue's settler, and returns.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let shutdown = CancellationToken::new();
         let relay = self
             .relay
             .map(|relay| tokio::spawn(relay.run(shutdown.clone())));
+        let settler = self
+            .queue
+            .map(|queue| tokio::spawn(queue.run_settler(shutdown.clone())));
         let served = self.server.await;
         shutdown.cancel();
         self.relay_waker.stop().await;
+        if let Some(settler) = settler {
+            if let Err(error) = settler.await {
+                log::error!("queue settler task failed error=\"{error}\"");
+            }
+        }
         if let Some(relay) = relay {
             match relay.await {
                 Ok(Ok(())) => {}

@@ -36,6 +36,11 @@ struct ResolutionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ExpiryLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SagaMessageLabels {
     event_type: &'static str,
     outcome: &'static str,
@@ -48,6 +53,18 @@ pub struct Metrics {
     http_requests: Family<HttpLabels, Counter>,
     http_latency: Family<HttpLabels, Histogram, fn() -> Histogram>,
     pool: Family<PoolLabels, Gauge>,
+    queue: QueueMetrics,
+}
+
+/// The waiting queue's: its size (read from Redis at each scrape, the same from every process)
+/// and what this process's calls did.
+#[derive(Default)]
+struct QueueMetrics {
+    waiting: Gauge,
+    active: Gauge,
+    admitted_per_second: Gauge<f64, std::sync::atomic::AtomicU64>,
+    admissions: Counter,
+    expirations: Family<ExpiryLabels, Counter>,
 }
 
 /// The process's metrics.
@@ -65,6 +82,7 @@ impl Metrics {
             pool: Family::default(),
             saga_resolutions: Family::default(),
             saga_messages: Family::default(),
+            queue: QueueMetrics::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -90,6 +108,7 @@ impl Metrics {
              duplicate its inbox had already seen)",
             metrics.saga_messages.clone(),
         );
+        metrics.queue.register(&mut registry);
         registry.register(
             "db_pool_connections",
             "Database pool connections by state",
@@ -116,6 +135,40 @@ impl Metrics {
                 outcome,
             })
             .inc();
+    }
+
+    /// Users the waiting queue admitted in a call this process made.
+    pub fn observe_queue_admissions(&self, admitted: u64) {
+        if admitted > 0 {
+            self.queue.admissions.inc_by(admitted);
+        }
+    }
+
+    /// Queue tokens ended in a call this process made: `turn_ended` (active, never paid),
+    /// `place_lost` (waiting, not polled), `paid`, `left`.
+    pub fn observe_queue_expiry(&self, reason: &'static str, count: u64) {
+        if count > 0 {
+            self.queue
+                .expirations
+                .get_or_create(&ExpiryLabels { reason })
+                .inc_by(count);
+        }
+    }
+
+    async fn refresh_queue(&self, queue: &crate::queue::Queue) {
+        match queue.counts().await {
+            Ok(counts) => {
+                self.queue.waiting.set(counts.waiting as i64);
+                self.queue.active.set(counts.active as i64);
+                self.queue
+                    .admitted_per_second
+                    .set(counts.admitted_last_10s as f64 / 10.0);
+            }
+            Err(error) => log::warn!(
+                "metrics cannot read the queue error=\"{}\"",
+                crate::error::cause_chain(&error)
+            ),
+        }
     }
 
     fn set_pool(&self, name: &'static str, pool: &DbPool) {
@@ -170,10 +223,17 @@ pub async fn http_middleware(
 }
 
 /// Refreshes the gauges that are read from the database (the pool's, and the outbox backlog)
-/// and renders every metric.
-pub async fn scrape(pool: DbPool, pool_name: &'static str) -> HttpResponse {
+/// and from the waiting queue's Redis, and renders every metric.
+pub async fn scrape(
+    pool: DbPool,
+    pool_name: &'static str,
+    queue: Option<&crate::queue::Queue>,
+) -> HttpResponse {
     let metrics = global();
     metrics.set_pool(pool_name, &pool);
+    if let Some(queue) = queue {
+        metrics.refresh_queue(queue).await;
+    }
     let backlog = tokio::task::spawn_blocking(move || {
         let mut conn = pool.get().map_err(|e| e.to_string())?;
         pg_outbox::metrics::global()
@@ -189,4 +249,35 @@ pub async fn scrape(pool: DbPool, pool_name: &'static str) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(metrics.render())
+}
+
+impl QueueMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "queue_waiting",
+            "Users waiting in the queue for their turn",
+            self.waiting.clone(),
+        );
+        registry.register(
+            "queue_active",
+            "Users whose turn it is (at most QUEUE_ACTIVE_LIMIT)",
+            self.active.clone(),
+        );
+        registry.register(
+            "queue_admitted_per_second",
+            "Users admitted per second over the last ten seconds, by every API process",
+            self.admitted_per_second.clone(),
+        );
+        registry.register(
+            "queue_admissions",
+            "Users admitted by this process's queue calls",
+            self.admissions.clone(),
+        );
+        registry.register(
+            "queue_expirations",
+            "Queue tokens ended by this process's calls, by reason: turn_ended (active, never \
+             paid), place_lost (waiting, not polled), paid, left",
+            self.expirations.clone(),
+        );
+    }
 }

@@ -15,7 +15,7 @@ pub fn relay_metrics_server(
         App::new()
             .route(
                 "/metrics",
-                web::get().to(move || scrape(pool.clone(), "relay")),
+                web::get().to(move || scrape(pool.clone(), "relay", None)),
             )
             .route(
                 "/health",

@@ -21,10 +21,14 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable snake_case code: validation_failed, unauthorized, not_found, method_not_allowed,
     /// seat_unavailable, insufficient_points, already_paid, already_cancelled, hold_expired,
-    /// idempotency_key_reused, payload_too_large, unsupported_media_type, service_unavailable,
-    /// internal_error.
+    /// idempotency_key_reused, payload_too_large, unsupported_media_type, queue_disabled,
+    /// queue_token_required, not_admitted, queue_token_expired, queue_unavailable,
+    /// service_unavailable, internal_error.
     pub code: String,
     pub message: String,
+    /// The caller's place in line, on `not_admitted` only.
+    #[schema(nullable = false)]
+    pub position: Option<u64>,
 }
 
 #[derive(OpenApi)]

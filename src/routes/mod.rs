@@ -7,6 +7,7 @@ mod health;
 mod outbox;
 pub(crate) mod payments;
 pub(crate) mod points;
+mod queue;
 mod reservations;
 mod users;
 
@@ -47,6 +48,7 @@ pub fn configure_with(cfg: &mut ServiceConfig, topology: impl FnOnce(&mut Servic
     .configure(health::routes)
     .configure(users::routes)
     .configure(concerts::routes)
+    .configure(queue::routes)
     .configure(reservations::hold_routes)
     .configure(topology)
     .configure(outbox::routes)

@@ -72,15 +72,17 @@ impl From<PaymentError> for ApiError {
 #[utoipa::path(tag = "reservations", security(("user_token" = [])), params(
     ("id" = inline(EntityId), Path, description = "reservation id"),
     ("Idempotency-Key" = inline(Option<IdempotencyKey>), Header, nullable = false, description = "same key, same answer, one payment"),
+    ("Queue-Token" = Option<String>, Header, nullable = false, description = "the caller's active queue token; required when the waiting queue is on, and expired by the confirmed payment"),
 ), responses(
     (status = 200, description = "confirmed", body = PaymentBody),
     (status = 400, description = "validation_failed: the id is not an integer in range, or a bad Idempotency-Key", body = ErrorBody),
-    (status = 401, description = "unauthorized", body = ErrorBody),
+    (status = 401, description = "unauthorized, or queue_token_required (no Queue-Token of the caller's)", body = ErrorBody),
+    (status = 403, description = "not_admitted (still waiting; with the position) or queue_token_expired", body = ErrorBody),
     (status = 404, description = "not_found", body = ErrorBody),
     (status = 409, description = "insufficient_points, already_paid or already_cancelled", body = ErrorBody),
     (status = 410, description = "hold_expired", body = ErrorBody),
     (status = 422, description = "idempotency_key_reused", body = ErrorBody),
-    (status = 503, description = "service_unavailable", body = ErrorBody),
+    (status = 503, description = "service_unavailable, or queue_unavailable", body = ErrorBody),
 ))]
 #[post("/reservations/{id}/payment")]
 async fn pay(
@@ -91,6 +93,7 @@ async fn pay(
 ) -> Result<HttpResponse, ApiError> {
     let reservation_id = path.into_inner();
     let key = idempotency_key(&req)?;
+    let turn = crate::queue::require_active_turn(&state, &req, user.id).await?;
     let trace_context = crate::trace::trace_context(&req);
     let traceparent = trace_context.clone();
     let relays = state.relay_waker.clone();
@@ -114,6 +117,7 @@ async fn pay(
         user.id,
         receipt.amount
     );
+    crate::queue::end_turn_after_payment(&state, user.id, turn).await;
     Ok(HttpResponse::Ok().json(PaymentBody {
         payment_id: receipt.payment_id,
         reservation_id: receipt.reservation_id,

@@ -47,23 +47,29 @@ impl From<CancelError> for ApiError {
     }
 }
 
-/// Holds a seat for `HOLD_TTL_SECONDS`.
-#[utoipa::path(tag = "reservations", request_body = Hold, security(("user_token" = [])), responses(
+/// Holds a seat for `HOLD_TTL_SECONDS`. With the waiting queue on, only during the caller's
+/// active turn.
+#[utoipa::path(tag = "reservations", request_body = Hold, security(("user_token" = [])), params(
+    ("Queue-Token" = Option<String>, Header, nullable = false, description = "the caller's active queue token; required when the waiting queue is on"),
+), responses(
     (status = 201, description = "held", body = Reservation),
     (status = 400, description = "validation_failed", body = ErrorBody),
-    (status = 401, description = "unauthorized", body = ErrorBody),
+    (status = 401, description = "unauthorized, or queue_token_required (no Queue-Token of the caller's)", body = ErrorBody),
+    (status = 403, description = "not_admitted (still waiting; with the position) or queue_token_expired", body = ErrorBody),
     (status = 404, description = "not_found: no such seat", body = ErrorBody),
     (status = 409, description = "seat_unavailable", body = ErrorBody),
     (status = 413, description = "payload_too_large", body = ErrorBody),
     (status = 415, description = "unsupported_media_type", body = ErrorBody),
-    (status = 503, description = "service_unavailable", body = ErrorBody),
+    (status = 503, description = "service_unavailable, or queue_unavailable", body = ErrorBody),
 ))]
 #[post("/reservations")]
 async fn hold(
     state: web::Data<AppState>,
     user: AuthenticatedUser,
     body: web::Json<Hold>,
+    req: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
+    crate::queue::require_active_turn(&state, &req, user.id).await?;
     let seat_id = body.seat_id;
     // Admission waits without a thread or a connection; the hold itself is blocking work.
     let admitted = state.holds.admit(seat_id).await?;

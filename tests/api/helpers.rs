@@ -254,10 +254,29 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     let _ = env_logger::builder().is_test(true).try_init();
     let db = TestDb::create();
     let admin_token = format!("admin-{}", uuid::Uuid::new_v4().simple());
+    let address = start_api(&db.url, &admin_token, overrides).await;
+    TestApp {
+        address,
+        admin_token,
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .build()
+            .expect("http client"),
+        db,
+    }
+}
+
+/// Serves one more API process on a random port over the database at `database_url`; returns
+/// its address.
+pub async fn start_api(
+    database_url: &str,
+    admin_token: &str,
+    overrides: &[(&str, &str)],
+) -> String {
     let mut settings: HashMap<String, String> = HashMap::from([
-        ("DATABASE_URL".into(), db.url.clone()),
+        ("DATABASE_URL".into(), database_url.into()),
         ("BIND_ADDR".into(), "127.0.0.1:0".into()),
-        ("ADMIN_TOKEN".into(), admin_token.clone()),
+        ("ADMIN_TOKEN".into(), admin_token.into()),
         ("DB_POOL_SIZE".into(), "10".into()),
     ]);
     for (key, value) in overrides {
@@ -269,15 +288,7 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
         .expect("application starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
-    TestApp {
-        address,
-        admin_token,
-        client: reqwest::Client::builder()
-            .pool_max_idle_per_host(256)
-            .build()
-            .expect("http client"),
-        db,
-    }
+    address
 }
 
 impl TestApp {

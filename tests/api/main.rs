@@ -25,6 +25,8 @@ mod outbox_table;
 mod pages;
 mod payments;
 mod points;
+mod queue;
+mod queue_helpers;
 mod relay_loops;
 mod relay_processes;
 mod reservation_rules;

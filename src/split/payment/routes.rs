@@ -35,7 +35,7 @@ pub fn server(
             .route(
                 "/metrics",
                 web::get().to(|pool: web::Data<DbPool>| {
-                    crate::metrics::scrape(pool.get_ref().clone(), "payment")
+                    crate::metrics::scrape(pool.get_ref().clone(), "payment", None)
                 }),
             )
     })

@@ -153,6 +153,7 @@ impl ReservationService {
         )
         .await?;
         let state = web::Data::new(AppState {
+            queue: None,
             pool: pool.clone(),
             admin_token: settings.api.admin_token.clone(),
             tokens: Default::default(),

@@ -13,11 +13,11 @@ pub use admission::{end_turn_after_payment, require_active_turn, Turn};
 pub use settings::QueueSettings;
 
 use chrono::{DateTime, TimeZone, Utc};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::Script;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Script};
 use std::sync::LazyLock;
 use std::time::Duration;
-use tokio::sync::OnceCell;
+use tokio::sync::RwLock;
 use uuid::Uuid;
 
 /// The longest a queue call waits for Redis before the request is answered 503.
@@ -83,13 +83,15 @@ pub struct Counts {
     pub admitted_last_10s: u64,
 }
 
-/// One API process's handle on the shared queue. Connects on first use and reconnects by
-/// itself, so a Redis that is down at start-up or restarts later only costs the calls made
-/// while it is away.
+/// One API process's handle on the shared queue: one multiplexed connection, made on first use
+/// and made again by the first call after it broke. A Redis that is down at start-up or
+/// restarts later only costs the calls made while it is away, and each of those fails at once
+/// (a refused connection) or within `REDIS_CALL_TIMEOUT` (an unanswered one), never waiting on
+/// a reconnection schedule.
 pub struct Queue {
     settings: QueueSettings,
     client: redis::Client,
-    connection: OnceCell<ConnectionManager>,
+    connection: RwLock<Option<MultiplexedConnection>>,
 }
 
 impl Queue {
@@ -98,7 +100,7 @@ impl Queue {
         Ok(Queue {
             settings,
             client,
-            connection: OnceCell::new(),
+            connection: RwLock::new(None),
         })
     }
 
@@ -266,27 +268,55 @@ impl Queue {
         call: &mut redis::ScriptInvocation<'_>,
     ) -> Result<T, QueueError> {
         let mut connection = self.connection().await?;
-        match tokio::time::timeout(REDIS_CALL_TIMEOUT, call.invoke_async(&mut connection)).await {
-            Ok(answer) => answer.map_err(QueueError::from),
-            Err(_) => Err(QueueError::Timeout(REDIS_CALL_TIMEOUT)),
-        }
+        self.unless_broken(call.invoke_async(&mut connection)).await
     }
 
-    /// The shared connection, made on first use. A failed attempt is retried by the next call.
-    async fn connection(&self) -> Result<ConnectionManager, QueueError> {
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Duration::from_millis(500))
-            .set_response_timeout(REDIS_CALL_TIMEOUT)
-            .set_number_of_retries(1)
-            .set_max_delay(200);
-        let connect = self
-            .connection
-            .get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), config));
-        match tokio::time::timeout(REDIS_CALL_TIMEOUT, connect).await {
-            Ok(connection) => Ok(connection?.clone()),
-            Err(_) => Err(QueueError::Timeout(REDIS_CALL_TIMEOUT)),
-        }
+    /// Waits for `answer` at most `REDIS_CALL_TIMEOUT`; a timeout or a broken connection drops
+    /// the connection, so the next call makes a new one.
+    async fn unless_broken<T>(
+        &self,
+        answer: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, QueueError> {
+        let error = match tokio::time::timeout(REDIS_CALL_TIMEOUT, answer).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(error)) if !broken(&error) => return Err(error.into()),
+            Ok(Err(error)) => QueueError::Redis(error),
+            Err(_) => QueueError::Timeout(REDIS_CALL_TIMEOUT),
+        };
+        *self.connection.write().await = None;
+        Err(error)
     }
+
+    /// The shared connection, made when there is none.
+    async fn connection(&self) -> Result<MultiplexedConnection, QueueError> {
+        if let Some(connection) = self.connection.read().await.as_ref() {
+            return Ok(connection.clone());
+        }
+        let mut slot = self.connection.write().await;
+        if let Some(connection) = slot.as_ref() {
+            return Ok(connection.clone());
+        }
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Duration::from_millis(500))
+            .set_response_timeout(REDIS_CALL_TIMEOUT);
+        let connect = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config);
+        let connection = match tokio::time::timeout(REDIS_CALL_TIMEOUT, connect).await {
+            Ok(connection) => connection?,
+            Err(_) => return Err(QueueError::Timeout(REDIS_CALL_TIMEOUT)),
+        };
+        *slot = Some(connection.clone());
+        Ok(connection)
+    }
+}
+
+/// Whether `error` means the connection is gone, rather than Redis refusing one command.
+fn broken(error: &redis::RedisError) -> bool {
+    error.is_io_error()
+        || error.is_connection_dropped()
+        || error.is_timeout()
+        || error.is_unrecoverable_error()
 }
 
 fn place(status: &str, position: u64, active_until_ms: i64) -> Place {

@@ -27,6 +27,7 @@ mod payments;
 mod points;
 mod queue;
 mod queue_helpers;
+mod queue_load;
 mod relay_loops;
 mod relay_processes;
 mod reservation_rules;

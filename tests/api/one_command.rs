@@ -12,6 +12,7 @@
 use crate::fresh_copy::{fresh_copy, private_folder, Cleanup, Target};
 use crate::helpers::eventually;
 use crate::nats::NatsNode;
+use concert_outbox::queue::private_redis::answers_ping;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
@@ -284,8 +285,17 @@ impl Started {
             .expect("a free demo seat")["id"]
             .clone();
         let before = received_events(&client, &mock).await;
-        let hold: Value = client
-            .post(format!("{api}/reservations"))
+        // The monolith's demo has the waiting queue on, as the welcome text says: join it
+        // first, and name the token on the hold and the payment.
+        let queue_token = match a_saga {
+            true => None,
+            false => Some(self.join_the_queue(&client, &api, &token).await),
+        };
+        let with_queue_token = |request: reqwest::RequestBuilder| match &queue_token {
+            Some(queue_token) => request.header("Queue-Token", queue_token),
+            None => request,
+        };
+        let hold: Value = with_queue_token(client.post(format!("{api}/reservations")))
             .bearer_auth(&token)
             .json(&serde_json::json!({ "seat_id": seat }))
             .send()
@@ -297,12 +307,12 @@ impl Started {
         let reservation = hold["id"]
             .as_i64()
             .unwrap_or_else(|| panic!("a hold: {hold}"));
-        let paid = client
-            .post(format!("{api}/reservations/{reservation}/payment"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let paid =
+            with_queue_token(client.post(format!("{api}/reservations/{reservation}/payment")))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
         if a_saga && paid.status() == 202 {
             let shown = format!("{api}/reservations/{reservation}");
             eventually("the saga confirms", Duration::from_secs(30), || {
@@ -344,10 +354,43 @@ impl Started {
         Value::Array(shape)
     }
 
+    /// Joins the waiting queue as the welcome text says, expecting the demo user's turn at once
+    /// on a private Redis; returns the queue token.
+    async fn join_the_queue(&self, client: &reqwest::Client, api: &str, token: &str) -> String {
+        assert!(
+            self.line("queue:")
+                .starts_with("on, 100 active at once; private Redis"),
+            "{:#?}",
+            self.welcome
+        );
+        assert!(self.stdout_has(&format!("curl -s -X POST {api}/queue/tokens")));
+        let joined: Value = client
+            .post(format!("{api}/queue/tokens"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(joined["status"], "active", "{joined}");
+        joined["token"].as_str().unwrap().to_owned()
+    }
+
+    /// The port of the private Redis the welcome text names.
+    fn redis_port(&self) -> Option<u16> {
+        let line = self
+            .welcome
+            .iter()
+            .find(|l| l.contains("private Redis on 127.0.0.1:"))?;
+        line.rsplit(':').next()?.trim().parse().ok()
+    }
+
     /// Ctrl-C as a terminal sends it, to the whole process group; everything stops, the
-    /// private PostgreSQL too.
+    /// private PostgreSQL and Redis too.
     async fn interrupt_and_expect_clean_exit(mut self, database_folder: &Path) {
         let mut child = self.child.take().unwrap();
+        let redis_port = self.redis_port();
         assert!(interrupt_group(&child), "Ctrl-C reaches the start");
         let status = tokio::task::spawn_blocking(move || wait_at_most(&mut child, STOP))
             .await
@@ -366,6 +409,12 @@ impl Started {
             "processes left behind: {}",
             String::from_utf8_lossy(&leftovers.stdout)
         );
+        if let Some(port) = redis_port {
+            assert!(
+                !answers_ping(port),
+                "the private Redis stops with the start"
+            );
+        }
     }
 }
 

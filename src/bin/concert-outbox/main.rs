@@ -1,7 +1,8 @@
 //! `cargo run --release`: the whole system in one process for a newcomer. Without
 //! DATABASE_URL it starts a private PostgreSQL from the machine's own server binaries (data in
-//! `.data/`), then the API, the relay and the mock data platform, seeds a demo concert and user,
-//! and prints what to try. Ctrl-C stops everything, the private PostgreSQL too.
+//! `.data/`), and without REDIS_URL a private Redis for the waiting queue, then the API, the
+//! relay and the mock data platform, seeds a demo concert and user, and prints what to try.
+//! Ctrl-C stops everything, the private servers too.
 
 mod demo;
 mod split;
@@ -9,6 +10,7 @@ mod split;
 use concert_outbox::config::ApiConfig;
 use concert_outbox::embedded_postgres::EmbeddedPostgres;
 use concert_outbox::error::cause_chain;
+use concert_outbox::queue::private_redis::PrivateRedis;
 use concert_outbox::startup::Application;
 use demo::{seed_demo, Demo};
 use diesel::{Connection, PgConnection};
@@ -82,7 +84,15 @@ async fn run(cli: Cli) -> Result<(), AnyError> {
         let api = bind_or_any_port("BIND_ADDR", "127.0.0.1:8080")?;
         settings.insert("BIND_ADDR".into(), api.local_addr()?.to_string());
     }
+    // Held until the end of `run`, like the private PostgreSQL.
+    let redis = given_or_private_redis(&mut settings, &data_dir)?;
     let config = ApiConfig::from_lookup(|name| settings.get(name).cloned())?;
+    let queue = config.queue.as_ref().map(|queue| {
+        let server = redis.as_ref().map_or("REDIS_URL".to_string(), |r| {
+            format!("private Redis on 127.0.0.1:{}", r.port())
+        });
+        format!("on, {} active at once; {server}", queue.active_limit)
+    });
     // With NATS_URL the relay also publishes to JetStream, and the mock consumes the stream.
     let jetstream = config
         .relay
@@ -118,11 +128,13 @@ async fn run(cli: Cli) -> Result<(), AnyError> {
         demo: &demo,
         postgres: postgres.as_ref(),
         jetstream: jetstream.as_ref(),
+        queue: queue.as_deref(),
         split: None,
     });
 
     app.run_until_stopped().await?;
     mock_handle.stop(true).await;
+    drop(redis);
     drop(postgres);
     log::info!("concert-outbox stopped");
     Ok(())
@@ -169,6 +181,23 @@ pub(crate) async fn given_or_private_database(
     Ok((postgres.url(database), Some(postgres)))
 }
 
+/// The waiting queue is on unless `QUEUE_ENABLED` says otherwise; its Redis is `REDIS_URL`
+/// when set, else a private `redis-server` (log in `data_dir/redis`), returned to be held.
+fn given_or_private_redis(
+    settings: &mut HashMap<String, String>,
+    data_dir: &Path,
+) -> Result<Option<PrivateRedis>, AnyError> {
+    let enabled = settings
+        .entry("QUEUE_ENABLED".into())
+        .or_insert_with(|| "true".into());
+    if enabled.trim() != "true" || settings.get("REDIS_URL").is_some_and(|u| !u.is_empty()) {
+        return Ok(None);
+    }
+    let redis = PrivateRedis::start(&data_dir.join("redis"))?;
+    settings.insert("REDIS_URL".into(), redis.url());
+    Ok(Some(redis))
+}
+
 pub(crate) fn env_or(name: &str, default: &str) -> String {
     std::env::var(name)
         .ok()
@@ -197,6 +226,8 @@ pub(crate) struct Welcome<'a> {
     pub demo: &'a Demo,
     pub postgres: Option<&'a EmbeddedPostgres>,
     pub jetstream: Option<&'a JetStreamSource>,
+    /// The waiting queue, when on: its limit and its Redis.
+    pub queue: Option<&'a str>,
     /// Set for `concert-outbox split`.
     pub split: Option<SplitWelcome<'a>>,
 }
@@ -253,15 +284,26 @@ pub(crate) fn print_welcome(w: &Welcome) {
             "\n     (202 payment_pending: the saga goes on; GET /reservations/<reservation id> shows how it ends)",
         ),
     };
+    // With the queue on, a hold and a payment name the caller's active queue token.
+    let (queue, join_step, queue_header) = match w.queue {
+        None => (String::new(), String::new(), String::new()),
+        Some(queue) => (
+            format!("  queue:          {queue}\n"),
+            format!(
+                "\n  # join the waiting queue: its token is your Queue-Token, usable once its status is active\n  curl -s -X POST {api}/queue/tokens -H 'Authorization: Bearer {token}'\n"
+            ),
+            " -H 'Queue-Token: <queue token>'".to_string(),
+        ),
+    };
     println!(
         "\n{title}\n\
          \n  seat map:       {api}/\n  dashboard:      {api}/admin  (log in with the admin token)\n\
-         \n  API:            {api}\n  data platform:  {mock}  (mock)\n{services}{jetstream}  metrics:        {api}/metrics\n{database}\
+         \n  API:            {api}\n  data platform:  {mock}  (mock)\n{services}{jetstream}{queue}  metrics:        {api}/metrics\n{database}\
          \n  demo token:     {token}\n  admin token:    {admin_token}\n\
-         \nTry it:\n\
-         \n  # 1. hold a seat\n  curl -s -X POST {api}/reservations -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' -d '{{\"seat_id\": {seat}}}'\n\
-         \n  # 2. pay for it (use the id the hold returned){pay_note}\n  curl -s -X POST {api}/reservations/<reservation id>/payment -H 'Authorization: Bearer {token}'\n\
-         \n  # 3. see what the data platform received\n  curl -s {mock}/received\n\
+         \nTry it:\n{join_step}\
+         \n  # hold a seat\n  curl -s -X POST {api}/reservations -H 'Authorization: Bearer {token}'{queue_header} -H 'Content-Type: application/json' -d '{{\"seat_id\": {seat}}}'\n\
+         \n  # pay for it (use the id the hold returned){pay_note}\n  curl -s -X POST {api}/reservations/<reservation id>/payment -H 'Authorization: Bearer {token}'{queue_header}\n\
+         \n  # see what the data platform received\n  curl -s {mock}/received\n\
          \nCtrl-C stops everything.\n"
     );
 }

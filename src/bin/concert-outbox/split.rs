@@ -94,6 +94,7 @@ pub async fn run(nats_url: Option<String>) -> Result<(), AnyError> {
         demo: &demo,
         postgres: postgres.as_ref(),
         jetstream: None,
+        queue: None,
         split: Some(SplitWelcome {
             payment_svc: &format!("http://{payment_addr}"),
             bus: &bus,

@@ -78,7 +78,7 @@ async fn join(
 
 /// The caller's token: waiting (with its exact place), active, or expired. Polling keeps a
 /// waiting place for another `QUEUE_TOKEN_TTL_SECONDS`; someone else's token is 404.
-#[utoipa::path(tag = "queue", security(("user_token" = [])), params(("token" = String, Path, description = "the queue token")), responses(
+#[utoipa::path(tag = "queue", security(("user_token" = [])), params(("token" = Uuid, Path, description = "the queue token")), responses(
     (status = 200, description = "the token's state", body = QueueTokenBody),
     (status = 401, description = "unauthorized", body = ErrorBody),
     (status = 404, description = "not_found (no such token of yours) or queue_disabled", body = ErrorBody),
@@ -101,7 +101,7 @@ async fn show(
 }
 
 /// Leaves the queue: the turn or place ends at once, and the next in line is admitted.
-#[utoipa::path(tag = "queue", security(("user_token" = [])), params(("token" = String, Path, description = "the queue token")), responses(
+#[utoipa::path(tag = "queue", security(("user_token" = [])), params(("token" = Uuid, Path, description = "the queue token")), responses(
     (status = 204, description = "left; the token is expired"),
     (status = 401, description = "unauthorized", body = ErrorBody),
     (status = 404, description = "not_found (no live token of yours) or queue_disabled", body = ErrorBody),

@@ -16,6 +16,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/admin/concerts"),
     ("post", "/admin/outbox/{id}/replay"),
     ("post", "/points/charge"),
+    ("post", "/queue/tokens"),
+    ("get", "/queue/tokens/{token}"),
+    ("delete", "/queue/tokens/{token}"),
     ("post", "/reservations"),
     ("post", "/reservations/{id}/cancel"),
     ("post", "/reservations/{id}/payment"),
@@ -139,8 +142,14 @@ async fn every_operation_lists_the_errors_it_can_answer_with_the_error_body() {
         let responses = operation["responses"].as_object().unwrap();
         let listed = |status: &str| responses.contains_key(status);
         let route = format!("{method} {path}");
-        if path.contains('{') {
+        if path.contains("{id}") {
             assert!(listed("400"), "{route}: an id out of range is 400");
+        }
+        if path.contains("{token}") {
+            assert!(
+                listed("404"),
+                "{route}: a token that is not the caller's is 404"
+            );
         }
         if operation["requestBody"].is_object() {
             for status in ["400", "413", "415"] {
@@ -173,8 +182,14 @@ async fn the_document_bounds_every_id_and_amount_as_the_domain_does() {
     };
     for (method, path, operation) in operations(&document) {
         for parameter in operation["parameters"].as_array().into_iter().flatten() {
-            if parameter["in"] == "path" {
-                assert_eq!(bounds(&parameter["schema"]), id_bounds, "{method} {path}");
+            match (parameter["in"].as_str(), parameter["name"].as_str()) {
+                (Some("path"), Some("token")) => {
+                    assert_eq!(parameter["schema"]["format"], "uuid", "{method} {path}")
+                }
+                (Some("path"), _) => {
+                    assert_eq!(bounds(&parameter["schema"]), id_bounds, "{method} {path}")
+                }
+                _ => {}
             }
         }
     }

@@ -63,8 +63,16 @@ impl ReservationSettings {
                 reason: "must be at least 1".into(),
             });
         }
+        let api = ApiConfig::from_lookup(&lookup)?;
+        if api.queue.is_some() {
+            // Refused rather than ignored: a rush would meet no queue at all.
+            return Err(ConfigError {
+                name: "QUEUE_ENABLED",
+                reason: "reservation-svc has no waiting queue; it runs in concert-api".into(),
+            });
+        }
         Ok(ReservationSettings {
-            api: ApiConfig::from_lookup(&lookup)?,
+            api,
             service: ServiceSettings::from_lookup(
                 &lookup,
                 DEFAULT_BIND,
@@ -261,5 +269,31 @@ impl SagaSweeper {
     async fn stop(self) {
         self.stop.cancel();
         let _ = self.task.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reservation_svc_refuses_a_waiting_queue_it_would_not_run() {
+        let given = [
+            ("DATABASE_URL", "postgres://x/y"),
+            ("ADMIN_TOKEN", "t"),
+            ("INTERNAL_TOKEN", "i"),
+            ("QUEUE_ENABLED", "true"),
+            ("REDIS_URL", "redis://127.0.0.1"),
+        ];
+        let lookup = |name: &str| {
+            given
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        };
+        let error = ReservationSettings::from_lookup(lookup)
+            .err()
+            .expect("refused");
+        assert_eq!(error.name, "QUEUE_ENABLED");
     }
 }

@@ -1,5 +1,7 @@
 //! `/`: the seat map of one date of one concert, rendered with the seats' state now; its
-//! script then keeps the grid fresh and holds, pays and cancels through the JSON API.
+//! script then keeps the grid fresh and holds, pays and cancels through the JSON API. With the
+//! waiting queue on, the page says so, and its script keeps the user's place in line and sends
+//! the turn's token with each hold and payment.
 
 use crate::app_state::AppState;
 use crate::blocking::with_db;
@@ -23,6 +25,9 @@ struct SeatMapPage {
     concerts: Vec<ConcertGroup>,
     schedule: Option<ScheduleView>,
     problem: Option<String>,
+    /// Whether holds and payments need a turn in the waiting queue: the script never calls
+    /// the queue's routes when they do not.
+    queue_enabled: bool,
 }
 
 struct ConcertGroup {
@@ -49,7 +54,9 @@ pub async fn page(state: web::Data<AppState>, picked: web::Query<Picked>) -> Htt
         .schedule
         .as_deref()
         .and_then(|s| s.parse::<i64>().ok());
-    let (status, page) = match with_db(&state, move |conn| load(conn, wanted)).await {
+    let queue_enabled = state.queue.is_some();
+    let loaded = with_db(&state, move |conn| load(conn, wanted, queue_enabled)).await;
+    let (status, page) = match loaded {
         Ok(page) => (StatusCode::OK, page),
         Err(error) => {
             let status = actix_web::ResponseError::status_code(&error);
@@ -63,6 +70,7 @@ pub async fn page(state: web::Data<AppState>, picked: web::Query<Picked>) -> Htt
                 concerts: Vec::new(),
                 schedule: None,
                 problem: Some(problem_text(&error)),
+                queue_enabled,
             };
             (status, page)
         }
@@ -72,7 +80,11 @@ pub async fn page(state: web::Data<AppState>, picked: web::Query<Picked>) -> Htt
 
 /// The concerts for the picker and the chosen date's seats (the first date when `wanted` is
 /// not one of them).
-fn load(conn: &mut PgConnection, wanted: Option<i64>) -> Result<SeatMapPage, ApiError> {
+fn load(
+    conn: &mut PgConnection,
+    wanted: Option<i64>,
+    queue_enabled: bool,
+) -> Result<SeatMapPage, ApiError> {
     let concerts = list_concerts(conn)?;
     let chosen = concerts
         .iter()
@@ -104,6 +116,7 @@ fn load(conn: &mut PgConnection, wanted: Option<i64>) -> Result<SeatMapPage, Api
         concerts: groups(&concerts, schedule.as_ref().map(|s| s.id)),
         schedule,
         problem: None,
+        queue_enabled,
     })
 }
 

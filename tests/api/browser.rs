@@ -125,15 +125,17 @@ impl Browser {
 
     /// Waits until the visible text of `css` contains `text`; returns the whole text.
     pub async fn wait_for_text(&self, css: &str, text: &str) -> String {
-        eventually(
-            &format!("{text:?} in {css}"),
-            Duration::from_secs(20),
-            || async {
-                let element = self.client.find(Locator::Css(css)).await.ok()?;
-                let shown = element.text().await.ok()?;
-                shown.contains(text).then_some(shown)
-            },
-        )
+        self.wait_for_text_within(css, text, Duration::from_secs(20))
+            .await
+    }
+
+    /// Waits at most `timeout` until the visible text of `css` contains `text`.
+    pub async fn wait_for_text_within(&self, css: &str, text: &str, timeout: Duration) -> String {
+        eventually(&format!("{text:?} in {css}"), timeout, || async {
+            let element = self.client.find(Locator::Css(css)).await.ok()?;
+            let shown = element.text().await.ok()?;
+            shown.contains(text).then_some(shown)
+        })
         .await
     }
 

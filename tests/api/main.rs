@@ -28,6 +28,7 @@ mod points;
 mod queue;
 mod queue_helpers;
 mod queue_load;
+mod queue_page;
 mod relay_loops;
 mod relay_processes;
 mod reservation_rules;

@@ -291,9 +291,7 @@ mod tests {
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| v.to_string())
         };
-        let error = ReservationSettings::from_lookup(lookup)
-            .err()
-            .expect("refused");
+        let error = ReservationSettings::from_lookup(lookup).expect_err("refused");
         assert_eq!(error.name, "QUEUE_ENABLED");
     }
 }

@@ -31,9 +31,7 @@ async fn a_user_waits_in_line_on_the_seat_map_then_holds_and_pays_in_their_turn(
     browser
         .wait_for_exact_text("#queue-place", "Your place in line: 2 (1 ahead of you)")
         .await;
-    browser.fill("#charge-amount", "5000").await;
-    browser.click("#charge").await;
-    browser.wait_for_exact_text("#balance", "5000").await;
+    charge(&browser).await;
 
     // While waiting, a hold is refused with the API's own message and holds nothing; the
     // user keeps their place.
@@ -67,17 +65,7 @@ async fn a_user_waits_in_line_on_the_seat_map_then_holds_and_pays_in_their_turn(
         )
         .await;
 
-    browser.click(SEAT_3).await;
-    browser
-        .wait_for(
-            ".seat.held.mine[data-seat-no=\"3\"]",
-            Duration::from_secs(10),
-        )
-        .await;
-    browser.click("#pay").await;
-    browser
-        .wait_for_text("#message", "Paid 1000 points for seat 3")
-        .await;
+    hold_and_pay(&browser, 3).await;
     browser
         .wait_for(".seat.sold[data-seat-no=\"3\"]", Duration::from_secs(10))
         .await;
@@ -164,20 +152,8 @@ async fn with_the_queue_off_the_seat_map_holds_and_pays_without_asking_for_a_pla
         .await;
     browser.click("#create-user").await;
     browser.wait_for_text("#who", "Signed in as Guest").await;
-    browser.fill("#charge-amount", "5000").await;
-    browser.click("#charge").await;
-    browser.wait_for_exact_text("#balance", "5000").await;
-    browser.click(SEAT_3).await;
-    browser
-        .wait_for(
-            ".seat.held.mine[data-seat-no=\"3\"]",
-            Duration::from_secs(10),
-        )
-        .await;
-    browser.click("#pay").await;
-    browser
-        .wait_for_text("#message", "Paid 1000 points for seat 3")
-        .await;
+    charge(&browser).await;
+    hold_and_pay(&browser, 3).await;
 
     browser
         .wait_for_none("#queue", Duration::from_secs(1))
@@ -205,4 +181,28 @@ async fn with_the_queue_off_the_seat_map_holds_and_pays_without_asking_for_a_pla
         "no queue route is called with the queue off: {requested:?}"
     );
     browser.close().await;
+}
+
+/// Charges the signed-in user 5,000 points through the page.
+async fn charge(browser: &Browser) {
+    browser.fill("#charge-amount", "5000").await;
+    browser.click("#charge").await;
+    browser.wait_for_exact_text("#balance", "5000").await;
+}
+
+/// Clicks seat `seat_no`, waits until it is held by this user, and pays for it (1,000 points).
+async fn hold_and_pay(browser: &Browser, seat_no: u32) {
+    browser
+        .click(&format!(".seat[data-seat-no=\"{seat_no}\"]"))
+        .await;
+    browser
+        .wait_for(
+            &format!(".seat.held.mine[data-seat-no=\"{seat_no}\"]"),
+            Duration::from_secs(10),
+        )
+        .await;
+    browser.click("#pay").await;
+    browser
+        .wait_for_text("#message", &format!("Paid 1000 points for seat {seat_no}"))
+        .await;
 }

@@ -44,6 +44,10 @@ pub enum QueueError {
     Redis(#[from] redis::RedisError),
     #[error("the queue's Redis did not answer within {0:?}")]
     Timeout(Duration),
+    #[error("the queue needs a tokio runtime")]
+    NoRuntime(#[from] tokio::runtime::TryCurrentError),
+    #[error("the queue's connection task failed")]
+    ConnectTask(#[from] tokio::task::JoinError),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -92,15 +96,22 @@ pub struct Queue {
     settings: QueueSettings,
     client: redis::Client,
     connection: RwLock<Option<MultiplexedConnection>>,
+    /// The runtime the connection's driver task runs on: the one `new` was called on (the
+    /// process's main runtime), not whichever HTTP worker's runtime made the first call, which
+    /// would then carry every worker's Redis traffic and take the connection with it when it
+    /// stops.
+    runtime: tokio::runtime::Handle,
 }
 
 impl Queue {
+    /// A handle whose connection will run on the current tokio runtime.
     pub fn new(settings: QueueSettings) -> Result<Queue, QueueError> {
         let client = redis::Client::open(settings.redis_url.expose())?;
         Ok(Queue {
             settings,
             client,
             connection: RwLock::new(None),
+            runtime: tokio::runtime::Handle::try_current()?,
         })
     }
 
@@ -299,11 +310,15 @@ impl Queue {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Duration::from_millis(500))
             .set_response_timeout(REDIS_CALL_TIMEOUT);
-        let connect = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config);
+        let client = self.client.clone();
+        // Connecting spawns the connection's driver task on the runtime the connect runs on.
+        let connect = self.runtime.spawn(async move {
+            client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await
+        });
         let connection = match tokio::time::timeout(REDIS_CALL_TIMEOUT, connect).await {
-            Ok(connection) => connection?,
+            Ok(connection) => connection??,
             Err(_) => return Err(QueueError::Timeout(REDIS_CALL_TIMEOUT)),
         };
         *slot = Some(connection.clone());

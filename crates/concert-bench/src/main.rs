@@ -18,12 +18,19 @@
 //! concert-bench soak     --events 1000000           # a steady stream through the relay on a private
 //!                                                   # PostgreSQL with autovacuum on: table sizes before,
 //!                                                   # during and after
+//! concert-bench queue    --users 10000             # everyone joins the waiting queue, polls until
+//!                                                   # admitted and leaves, through concert-api vs the
+//!                                                   # library's Queue straight to the same Redis; exits
+//!                                                   # non-zero unless each user is admitted once and
+//!                                                   # the active set stays within its limit
 //! ```
 //!
 //! Every command creates its own database (`concert_bench_<random>`) on DATABASE_URL's server,
-//! migrates it and drops it at the end; no other database is touched. `flows` and `hot-seat`
-//! spawn `concert-api` (and `--topology split` reservation-svc and payment-svc) from this
-//! executable's directory, so build them first, from the workspace root:
+//! migrates it and drops it at the end; no other database is touched. `queue` uses REDIS_URL's
+//! Redis (else the machine's on 6379, else a private one) under key prefixes of its own, which
+//! it deletes at the end. `flows`, `hot-seat` and `queue` spawn `concert-api` (and `--topology
+//! split` reservation-svc and payment-svc) from this executable's directory, so build them
+//! first, from the workspace root:
 //! `cargo build --release --bins && cargo build --release -p concert-bench`.
 //! `--json` prints the report as JSON.
 
@@ -38,6 +45,11 @@ mod latency;
 mod nats_server;
 mod observe;
 mod platform;
+mod queue;
+mod queue_line;
+mod queue_phase;
+mod queue_redis;
+mod queue_report;
 mod relay;
 mod soak;
 mod sql_baseline;
@@ -79,6 +91,9 @@ enum Command {
     /// A long steady stream of events through the relay on a private PostgreSQL with
     /// autovacuum on, and the outbox tables' sizes before, during and after.
     Soak(soak::SoakArgs),
+    /// Users join the waiting queue, poll until admitted and leave, through concert-api vs
+    /// the library's Queue straight to Redis.
+    Queue(queue::QueueArgs),
 }
 
 #[tokio::main]
@@ -135,6 +150,11 @@ async fn run(cli: &Cli) -> BenchResult<bool> {
         }
         Command::HotSeat(args) => {
             let report = hot_seat::run(url, args).await?;
+            print_report(cli.json, &report)?;
+            Ok(report.passed())
+        }
+        Command::Queue(args) => {
+            let report = queue::run(url, args).await?;
             print_report(cli.json, &report)?;
             Ok(report.passed())
         }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 /// Linux reports process CPU time in USER_HZ ticks, which is 100 on every mainstream build.
-const TICKS_PER_SECOND: f64 = 100.0;
+pub const TICKS_PER_SECOND: f64 = 100.0;
 
 pub struct Observer {
     api_pid: u32,
@@ -173,10 +173,14 @@ fn stat_fields(path: &str, indexes: &[usize]) -> Option<u64> {
 
 /// All processes named `postgres`: the server's backends (live and exited) and its workers.
 fn postgres_ticks() -> u64 {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    entries
+    ticks_of_processes_named("postgres").unwrap_or(0)
+}
+
+/// CPU ticks of every process named `comm` (exited children included); `None` when no such
+/// process is visible.
+pub fn ticks_of_processes_named(comm: &str) -> Option<u64> {
+    let entries = std::fs::read_dir("/proc").ok()?;
+    let ticks: Vec<u64> = entries
         .filter_map(Result::ok)
         .filter(|entry| {
             entry
@@ -186,12 +190,13 @@ fn postgres_ticks() -> u64 {
                 .all(|b| b.is_ascii_digit())
         })
         .filter(|entry| {
-            std::fs::read_to_string(entry.path().join("comm")).is_ok_and(|c| c.trim() == "postgres")
+            std::fs::read_to_string(entry.path().join("comm")).is_ok_and(|c| c.trim() == comm)
         })
         .filter_map(|entry| {
             process_and_children_ticks(&entry.path().join("stat").to_string_lossy())
         })
-        .sum()
+        .collect();
+    (!ticks.is_empty()).then(|| ticks.iter().sum())
 }
 
 /// (all, idle + iowait) ticks of the whole machine, from the `cpu` line of /proc/stat, and

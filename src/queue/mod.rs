@@ -6,6 +6,7 @@
 //! refuses new work with 503 but cannot undo a payment.
 
 mod admission;
+mod connection;
 pub mod private_redis;
 mod settings;
 
@@ -13,11 +14,10 @@ pub use admission::{end_turn_after_payment, require_active_turn, Turn};
 pub use settings::QueueSettings;
 
 use chrono::{DateTime, TimeZone, Utc};
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Script};
+use connection::Connections;
+use redis::Script;
 use std::sync::LazyLock;
 use std::time::Duration;
-use tokio::sync::RwLock;
 use uuid::Uuid;
 
 /// The longest a queue call waits for Redis before the request is answered 503.
@@ -44,10 +44,6 @@ pub enum QueueError {
     Redis(#[from] redis::RedisError),
     #[error("the queue's Redis did not answer within {0:?}")]
     Timeout(Duration),
-    #[error("the queue needs a tokio runtime")]
-    NoRuntime(#[from] tokio::runtime::TryCurrentError),
-    #[error("the queue's connection task failed")]
-    ConnectTask(#[from] tokio::task::JoinError),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -87,31 +83,20 @@ pub struct Counts {
     pub admitted_last_10s: u64,
 }
 
-/// One API process's handle on the shared queue: one multiplexed connection, made on first use
-/// and made again by the first call after it broke. A Redis that is down at start-up or
-/// restarts later only costs the calls made while it is away, and each of those fails at once
-/// (a refused connection) or within `REDIS_CALL_TIMEOUT` (an unanswered one), never waiting on
-/// a reconnection schedule.
+/// One API process's handle on the shared queue. It connects on first use (per thread, see
+/// `connection`), so a Redis that is down at start-up or restarts later only costs the calls
+/// made while it is away.
 pub struct Queue {
     settings: QueueSettings,
-    client: redis::Client,
-    connection: RwLock<Option<MultiplexedConnection>>,
-    /// The runtime the connection's driver task runs on: the one `new` was called on (the
-    /// process's main runtime), not whichever HTTP worker's runtime made the first call, which
-    /// would then carry every worker's Redis traffic and take the connection with it when it
-    /// stops.
-    runtime: tokio::runtime::Handle,
+    connections: Connections,
 }
 
 impl Queue {
-    /// A handle whose connection will run on the current tokio runtime.
     pub fn new(settings: QueueSettings) -> Result<Queue, QueueError> {
         let client = redis::Client::open(settings.redis_url.expose())?;
         Ok(Queue {
             settings,
-            client,
-            connection: RwLock::new(None),
-            runtime: tokio::runtime::Handle::try_current()?,
+            connections: Connections::new(client),
         })
     }
 
@@ -194,7 +179,7 @@ impl Queue {
 
     /// Whether Redis answers, for `/health`.
     pub async fn ping(&self) -> Result<(), QueueError> {
-        let mut connection = self.connection().await?;
+        let mut connection = self.connections.get(REDIS_CALL_TIMEOUT).await?;
         let ping = redis::cmd("PING");
         match tokio::time::timeout(
             REDIS_CALL_TIMEOUT,
@@ -278,7 +263,7 @@ impl Queue {
         &self,
         call: &mut redis::ScriptInvocation<'_>,
     ) -> Result<T, QueueError> {
-        let mut connection = self.connection().await?;
+        let mut connection = self.connections.get(REDIS_CALL_TIMEOUT).await?;
         self.unless_broken(call.invoke_async(&mut connection)).await
     }
 
@@ -294,35 +279,8 @@ impl Queue {
             Ok(Err(error)) => QueueError::Redis(error),
             Err(_) => QueueError::Timeout(REDIS_CALL_TIMEOUT),
         };
-        *self.connection.write().await = None;
+        self.connections.forget();
         Err(error)
-    }
-
-    /// The shared connection, made when there is none.
-    async fn connection(&self) -> Result<MultiplexedConnection, QueueError> {
-        if let Some(connection) = self.connection.read().await.as_ref() {
-            return Ok(connection.clone());
-        }
-        let mut slot = self.connection.write().await;
-        if let Some(connection) = slot.as_ref() {
-            return Ok(connection.clone());
-        }
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Duration::from_millis(500))
-            .set_response_timeout(REDIS_CALL_TIMEOUT);
-        let client = self.client.clone();
-        // Connecting spawns the connection's driver task on the runtime the connect runs on.
-        let connect = self.runtime.spawn(async move {
-            client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await
-        });
-        let connection = match tokio::time::timeout(REDIS_CALL_TIMEOUT, connect).await {
-            Ok(connection) => connection??,
-            Err(_) => return Err(QueueError::Timeout(REDIS_CALL_TIMEOUT)),
-        };
-        *slot = Some(connection.clone());
-        Ok(connection)
     }
 }
 

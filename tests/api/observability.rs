@@ -38,6 +38,40 @@ async fn metrics_count_requests_and_show_the_outbox_backlog() {
     assert!(after.contains(r#"db_pool_connections{pool="api",state="idle"}"#));
 }
 
+#[tokio::test]
+async fn requests_are_labelled_by_the_route_they_matched_and_strays_as_unmatched() {
+    let app = spawn_app().await;
+    let user = app.create_user(0).await;
+    let shown = format!("/reservations/{}", 9_000_000 + user.id);
+    assert_eq!(app.get_json(&user, &shown).await.0, 404);
+    let stray = app
+        .client
+        .get(app.url("/no/such/route/1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stray.status(), 404);
+    let wrong_method = app
+        .client
+        .delete(app.url("/concerts"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_method.status(), 405);
+    let text = metrics_text(&app).await;
+    for expected in [
+        r#"http_requests_total{method="GET",route="/reservations/{id}",status="404"}"#,
+        r#"http_requests_total{method="GET",route="unmatched",status="404"}"#,
+        r#"http_requests_total{method="DELETE",route="/concerts",status="405"}"#,
+    ] {
+        assert!(sample(&text, expected) >= 1.0, "{expected} in {text}");
+    }
+    assert!(
+        !text.contains("/no/such/route"),
+        "a stray path is not a label"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_payments_trace_context_arrives_at_the_platform_with_its_request_id_returned() {
     let platform = MockPlatform::start().await;

@@ -261,3 +261,70 @@ async fn redis_killed_mid_run_gives_clear_503s_writes_nothing_and_the_queue_resu
     assert_eq!(app.db.scalar("SELECT count(*) FROM payments"), 40);
     let _ = std::fs::remove_dir_all(&folder);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_that_commits_stands_when_redis_dies_before_its_turn_ends() {
+    let folder =
+        std::env::temp_dir().join(format!("queue-after-{}", uuid::Uuid::new_v4().simple()));
+    let mut redis = PrivateRedis::start(&folder).expect("private redis-server");
+    let queue = QueueUnderTest::on(&redis.url(), 5);
+    let app = Arc::new(spawn_app_with(&queue.settings("5", &[])).await);
+    let schedule = app.create_schedule(1, 10).await;
+    let seat = app.seat_ids(schedule).await[0];
+    let user = Arc::new(app.create_user(10).await);
+    let token = token_of(&join(&app, &user).await);
+    let held = hold_with(&app, &app.address, &user, Some(&token), seat).await;
+    let id = held.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+
+    // The payment passes the queue's check, then waits on the reservation's row lock, which
+    // this transaction holds; Redis dies meanwhile, so ending the turn after the commit fails.
+    use diesel::RunQueryDsl;
+    let mut blocker = app.db.connect();
+    diesel::sql_query("BEGIN").execute(&mut blocker).unwrap();
+    diesel::sql_query(format!(
+        "SELECT id FROM reservations WHERE id = {id} FOR UPDATE"
+    ))
+    .execute(&mut blocker)
+    .unwrap();
+    let paying = tokio::spawn({
+        let (app, user, token) = (app.clone(), user.clone(), token.clone());
+        async move {
+            pay_with(&app, &app.address, &user, Some(&token), id)
+                .await
+                .status()
+        }
+    });
+    eventually(
+        "the payment to wait on the row lock",
+        Duration::from_secs(30),
+        || async {
+            let waiting = "SELECT count(*) FROM pg_stat_activity \
+                       WHERE datname = current_database() AND wait_event_type = 'Lock'";
+            (app.db.scalar(waiting) == 1).then_some(())
+        },
+    )
+    .await;
+    redis.kill();
+    diesel::sql_query("COMMIT").execute(&mut blocker).unwrap();
+
+    assert_eq!(
+        paying.await.unwrap(),
+        200,
+        "the committed payment is answered as paid"
+    );
+    assert_eq!(
+        app.db.scalar(&format!(
+            "SELECT count(*) FROM payments WHERE reservation_id = {id}"
+        )),
+        1
+    );
+    assert_eq!(
+        app.db
+            .text(&format!("SELECT status FROM reservations WHERE id = {id}")),
+        "confirmed"
+    );
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&folder);
+}

@@ -93,22 +93,22 @@ impl Line {
         }
     }
 
-    /// Has the API authenticate `user` once (`GET` of a token nobody has: 404 after the
-    /// bearer token is looked up and cached), so a later join is not the user's first request.
+    /// Signs `user` in as the seat map does when it loads (`GET /points`, whose bearer token
+    /// the API looks up and remembers), so a later join is not the user's first request.
     /// Nothing to do for the library, which never authenticates.
     pub async fn authenticate(&self, user: &QueueUser) -> Result<(), Failure> {
         let Line::Service { http, base_url } = self else {
             return Ok(());
         };
         let response = http
-            .get(format!("{base_url}/queue/tokens/{}", Uuid::nil()))
+            .get(format!("{base_url}/points"))
             .bearer_auth(&user.bearer)
             .send()
             .await
             .map_err(|e| Failure::new("authenticate transport".into(), e))?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
-        if status == StatusCode::NOT_FOUND {
+        if status == StatusCode::OK {
             Ok(())
         } else {
             Err(Failure::new(

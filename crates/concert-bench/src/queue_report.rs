@@ -145,7 +145,7 @@ impl QueueReport {
             clients: args.clients,
             active_limit: args.active_limit,
             poll_interval_ms: args.poll_interval_ms,
-            warm_token_cache: args.warm_token_cache,
+            warm_token_cache: !args.cold_tokens,
             machine,
             redis,
             api,
@@ -258,9 +258,9 @@ impl fmt::Display for QueueReport {
             "each user: join, poll until active, leave; service first, then baseline, each with \
              its own key prefix; {}",
             if self.warm_token_cache {
-                "the API authenticated every user before the service phase"
+                "every user signed in before the service phase (--cold-tokens: not)"
             } else {
-                "each join is the user's first request to the API (token looked up in PostgreSQL)"
+                "each join is the user's first request to the API (token looked up in PostgreSQL; --cold-tokens)"
             }
         )?;
         writeln!(

@@ -3,7 +3,7 @@ use crate::auth::AuthenticatedUser;
 use crate::error::ApiError;
 use crate::queue::{Place, Queue, TokenStatus};
 use crate::routes::ErrorBody;
-use actix_web::{delete, get, post, web, HttpResponse};
+use actix_web::{get, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -100,14 +100,15 @@ async fn show(
     Ok(HttpResponse::Ok().json(QueueTokenBody::new(token, place)))
 }
 
-/// Leaves the queue: the turn or place ends at once, and the next in line is admitted.
+/// Leaves the queue: the turn or place ends at once, and the next in line is admitted. The token
+/// stays the caller's, `expired`, as after a payment.
 #[utoipa::path(tag = "queue", security(("user_token" = [])), params(("token" = Uuid, Path, description = "the queue token")), responses(
-    (status = 204, description = "left; the token is expired"),
+    (status = 200, description = "left: the token, now expired", body = QueueTokenBody),
     (status = 401, description = "unauthorized", body = ErrorBody),
     (status = 404, description = "not_found (no live token of yours) or queue_disabled", body = ErrorBody),
     (status = 503, description = "queue_unavailable", body = ErrorBody),
 ))]
-#[delete("/queue/tokens/{token}")]
+#[post("/queue/tokens/{token}/leave")]
 async fn leave(
     state: web::Data<AppState>,
     user: AuthenticatedUser,
@@ -123,5 +124,10 @@ async fn leave(
         return Err(ApiError::NotFound("queue token"));
     }
     log::info!("queue left user_id={}", user.id);
-    Ok(HttpResponse::NoContent().finish())
+    let ended = Place {
+        status: TokenStatus::Expired,
+        position: 0,
+        active_until: None,
+    };
+    Ok(HttpResponse::Ok().json(QueueTokenBody::new(token, ended)))
 }

@@ -18,7 +18,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/points/charge"),
     ("post", "/queue/tokens"),
     ("get", "/queue/tokens/{token}"),
-    ("delete", "/queue/tokens/{token}"),
+    ("post", "/queue/tokens/{token}/leave"),
     ("post", "/reservations"),
     ("post", "/reservations/{id}/cancel"),
     ("post", "/reservations/{id}/payment"),

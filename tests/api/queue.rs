@@ -200,7 +200,7 @@ async fn a_user_who_leaves_hands_the_turn_on() {
     let second_token = token_of(&join(&app, &second).await);
     let stranger_leaves = app
         .client
-        .delete(app.url(&format!("/queue/tokens/{first_token}")))
+        .post(app.url(&format!("/queue/tokens/{first_token}/leave")))
         .bearer_auth(&second.token)
         .send()
         .await
@@ -208,12 +208,17 @@ async fn a_user_who_leaves_hands_the_turn_on() {
     assert_eq!(stranger_leaves.status(), 404);
     let left = app
         .client
-        .delete(app.url(&format!("/queue/tokens/{first_token}")))
+        .post(app.url(&format!("/queue/tokens/{first_token}/leave")))
         .bearer_auth(&first.token)
         .send()
         .await
         .unwrap();
-    assert_eq!(left.status(), 204);
+    assert_eq!(left.status(), 200);
+    let left: serde_json::Value = left.json().await.unwrap();
+    assert_eq!(
+        (left["status"].as_str(), left["position"].as_u64()),
+        (Some("expired"), Some(0))
+    );
     assert_eq!(poll(&app, &second, &second_token).await["status"], "active");
     assert_eq!(poll(&app, &first, &first_token).await["status"], "expired");
     // Joining again is a new token at the back of the line.

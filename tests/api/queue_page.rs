@@ -51,12 +51,12 @@ async fn a_user_waits_in_line_on_the_seat_map_then_holds_and_pays_in_their_turn(
     // The other user leaves: the page's polling finds the user admitted within seconds.
     let left = app
         .client
-        .delete(app.url(&format!("/queue/tokens/{}", token_of(&first_place))))
+        .post(app.url(&format!("/queue/tokens/{}/leave", token_of(&first_place))))
         .bearer_auth(&first.token)
         .send()
         .await
         .unwrap();
-    assert_eq!(left.status(), 204);
+    assert_eq!(left.status(), 200);
     browser
         .wait_for_text_within(
             "#queue-place",

@@ -159,13 +159,13 @@ impl Line {
         }
     }
 
-    /// `DELETE /queue/tokens/{token}`, or `Queue::finish(.., "left")`: ends the turn and
+    /// `POST /queue/tokens/{token}/leave`, or `Queue::finish(.., "left")`: ends the turn and
     /// admits the next in line.
     pub async fn leave(&self, user: &QueueUser, token: Uuid) -> Result<(), Failure> {
         match self {
             Line::Service { http, base_url } => {
                 let response = http
-                    .delete(format!("{base_url}/queue/tokens/{token}"))
+                    .post(format!("{base_url}/queue/tokens/{token}/leave"))
                     .bearer_auth(&user.bearer)
                     .send()
                     .await
@@ -173,7 +173,7 @@ impl Line {
                 let status = response.status();
                 // Read the body so the connection goes back to the pool for the next call.
                 let text = response.text().await.unwrap_or_default();
-                if status == StatusCode::NO_CONTENT {
+                if status == StatusCode::OK {
                     Ok(())
                 } else {
                     Err(Failure::new(format!("leave {}", status.as_u16()), text))

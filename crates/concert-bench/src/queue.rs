@@ -112,7 +112,7 @@ async fn service_phase(
     let env = queue_env(redis_url, &keys.prefix, args.active_limit);
     let api = ApiProcess::spawn_with(&db.url, &args.api, &env).await?;
     println!(
-        "  service phase: POST, GET until active, DELETE /queue/tokens through concert-api (pid {})",
+        "  service phase: join, poll until active, leave (/queue/tokens) through concert-api (pid {})",
         api.pid()
     );
     let line = Line::service(&api.base_url, args.clients)?;

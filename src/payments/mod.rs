@@ -168,6 +168,22 @@ fn check_then_pay_under_lock(
     })
 }
 
+/// The receipt of the payment `key` already made for the user's `reservation_id`, if it made
+/// one (a key used for another reservation is `IdempotencyKeyReused`). Reads only: a retried
+/// payment is answered from it where nothing may be paid (the waiting queue's ended turn).
+pub fn earlier_payment(
+    conn: &mut PgConnection,
+    user_id: i64,
+    reservation_id: EntityId,
+    key: &IdempotencyKey,
+) -> Result<Option<PaymentReceipt>, PaymentError> {
+    match find_payment_by_key(conn, user_id, key)? {
+        Some(earlier) if earlier.reservation_id == reservation_id.get() => Ok(Some(earlier)),
+        Some(_) => Err(PaymentError::IdempotencyKeyReused),
+        None => Ok(None),
+    }
+}
+
 fn find_payment_by_key(
     conn: &mut PgConnection,
     user_id: i64,

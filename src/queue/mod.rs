@@ -5,12 +5,10 @@
 //! and the active set never exceeds the limit. PostgreSQL never learns of it: a failing Redis
 //! refuses new work with 503 but cannot undo a payment.
 
-mod admission;
 mod connection;
 pub mod private_redis;
 mod settings;
 
-pub use admission::{end_turn_after_payment, require_active_turn, Turn};
 pub use settings::QueueSettings;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -44,6 +42,8 @@ pub enum QueueError {
     Redis(#[from] redis::RedisError),
     #[error("the queue's Redis did not answer within {0:?}")]
     Timeout(Duration),
+    #[error("the queue's Redis answered a token that is not one: {0:?}")]
+    NotAToken(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -114,7 +114,7 @@ impl Queue {
         let (settled, token, status, position, until): (Vec<u64>, String, String, u64, i64) =
             self.run(&mut call).await?;
         self.observe(&settled);
-        let token = Uuid::parse_str(&token).unwrap_or(fresh);
+        let token = Uuid::parse_str(&token).map_err(|_| QueueError::NotAToken(token))?;
         Ok((token, place(&status, position, until)))
     }
 
@@ -177,19 +177,10 @@ impl Queue {
         })
     }
 
-    /// Whether Redis answers, for `/health`.
-    pub async fn ping(&self) -> Result<(), QueueError> {
-        let mut connection = self.connections.get(REDIS_CALL_TIMEOUT).await?;
-        let ping = redis::cmd("PING");
-        match tokio::time::timeout(
-            REDIS_CALL_TIMEOUT,
-            ping.query_async::<String>(&mut connection),
-        )
-        .await
-        {
-            Ok(answer) => answer.map(drop).map_err(QueueError::from),
-            Err(_) => Err(QueueError::Timeout(REDIS_CALL_TIMEOUT)),
-        }
+    /// Whether Redis answers and runs the queue's scripts, for `/health`: a server that answers
+    /// PING but cannot run them (too old, scripting disabled) would refuse every queue call.
+    pub async fn check(&self) -> Result<(), QueueError> {
+        self.counts().await.map(drop)
     }
 
     /// Settles the queue every `SETTLE_EVERY` until `shutdown`; a Redis that does not answer is

@@ -8,8 +8,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(health).service(metrics);
 }
 
-/// 200 when the database answers a query (and, with the waiting queue on, Redis answers a
-/// PING); 503 otherwise, naming the part that is down: `{"status", "database": "up"|"down",
+/// 200 when the database answers a query (and, with the waiting queue on, Redis runs the
+/// queue's read-only script); 503 otherwise, naming the part that is down: `{"status", "database": "up"|"down",
 /// "queue": "up"|"down"}`, `queue` only when the queue is on.
 #[utoipa::path(tag = "operations", responses(
     (status = 200, description = "every part answers", body = serde_json::Value),
@@ -34,7 +34,7 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
     let mut body = serde_json::json!({"database": if database_up { "up" } else { "down" }});
     let mut up = database_up;
     if let Some(queue) = state.queue.as_deref() {
-        let queue_up = match queue.ping().await {
+        let queue_up = match queue.check().await {
             Ok(()) => true,
             Err(error) => {
                 log::warn!(

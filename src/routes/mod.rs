@@ -8,6 +8,7 @@ mod outbox;
 pub(crate) mod payments;
 pub(crate) mod points;
 mod queue;
+pub(crate) mod queue_turn;
 mod reservations;
 mod users;
 

@@ -2,7 +2,9 @@ use crate::app_state::AppState;
 use crate::auth::AuthenticatedUser;
 use crate::domain::EntityId;
 use crate::error::ApiError;
-use crate::payments::{pay_and_wake_relays, IdempotencyKey, PaymentError};
+use crate::payments::{
+    earlier_payment, pay_and_wake_relays, IdempotencyKey, PaymentError, PaymentReceipt,
+};
 use crate::routes::{with_db, ErrorBody};
 use actix_web::{post, web, HttpRequest, HttpResponse};
 use serde::Serialize;
@@ -93,7 +95,19 @@ async fn pay(
 ) -> Result<HttpResponse, ApiError> {
     let reservation_id = path.into_inner();
     let key = idempotency_key(&req)?;
-    let turn = crate::queue::require_active_turn(&state, &req, user.id).await?;
+    // With the queue on, a retried payment is answered from its receipt before the queue is
+    // asked: the payment ended its turn, so the retry must neither be refused for that nor end
+    // the turn the user may have since.
+    if let (Some(_), Some(key)) = (&state.queue, key.clone()) {
+        let earlier = with_db(&state, move |conn| {
+            earlier_payment(conn, user.id, reservation_id, &key)
+        })
+        .await?;
+        if let Some(receipt) = earlier {
+            return Ok(HttpResponse::Ok().json(PaymentBody::from(receipt)));
+        }
+    }
+    let turn = super::queue_turn::require_active_turn(&state, &req, user.id).await?;
     let trace_context = crate::trace::trace_context(&req);
     let traceparent = trace_context.clone();
     let relays = state.relay_waker.clone();
@@ -117,14 +131,20 @@ async fn pay(
         user.id,
         receipt.amount
     );
-    crate::queue::end_turn_after_payment(&state, user.id, turn).await;
-    Ok(HttpResponse::Ok().json(PaymentBody {
-        payment_id: receipt.payment_id,
-        reservation_id: receipt.reservation_id,
-        amount: receipt.amount,
-        balance: receipt.balance,
-        status: "confirmed",
-    }))
+    super::queue_turn::end_turn_after_payment(&state, user.id, turn).await;
+    Ok(HttpResponse::Ok().json(PaymentBody::from(receipt)))
+}
+
+impl From<PaymentReceipt> for PaymentBody {
+    fn from(receipt: PaymentReceipt) -> Self {
+        PaymentBody {
+            payment_id: receipt.payment_id,
+            reservation_id: receipt.reservation_id,
+            amount: receipt.amount,
+            balance: receipt.balance,
+            status: "confirmed",
+        }
+    }
 }
 
 #[cfg(test)]

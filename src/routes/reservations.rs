@@ -69,7 +69,7 @@ async fn hold(
     body: web::Json<Hold>,
     req: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    crate::queue::require_active_turn(&state, &req, user.id).await?;
+    super::queue_turn::require_active_turn(&state, &req, user.id).await?;
     let seat_id = body.seat_id;
     // Admission waits without a thread or a connection; the hold itself is blocking work.
     let admitted = state.holds.admit(seat_id).await?;

@@ -333,3 +333,52 @@ async fn health_and_metrics_show_the_queue() {
     assert!(metrics.contains("queue_admitted_per_second"), "{metrics}");
     assert!(metrics.contains("queue_admissions_total"), "{metrics}");
 }
+
+#[tokio::test]
+async fn a_retried_payment_is_answered_from_its_receipt_after_its_turn_ended() {
+    let (app, _queue) = spawn_queued_app(1, &[]).await;
+    let schedule = app.create_schedule(2, 10).await;
+    let seats = app.seat_ids(schedule).await;
+    let user = app.create_user(100).await;
+    let token = token_of(&join(&app, &user).await);
+    let held = hold_with(&app, &app.address, &user, Some(&token), seats[0]).await;
+    let id = held.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let pay_with_key = |queue_token: Option<String>, key: &'static str| {
+        let request = app
+            .client
+            .post(app.url(&format!("/reservations/{id}/payment")))
+            .bearer_auth(&user.token)
+            .header("Idempotency-Key", key);
+        let request = match queue_token {
+            Some(queue_token) => request.header("Queue-Token", queue_token),
+            None => request,
+        };
+        async move { request.send().await.unwrap() }
+    };
+    let paid = pay_with_key(Some(token.clone()), "first-try").await;
+    assert_eq!(paid.status(), 200);
+    let receipt: serde_json::Value = paid.json().await.unwrap();
+
+    // The answer was lost; the retry finds the turn ended by the payment itself, or no token.
+    for queue_token in [Some(token.clone()), None] {
+        let retried = pay_with_key(queue_token, "first-try").await;
+        assert_eq!(retried.status(), 200);
+        assert_eq!(retried.json::<serde_json::Value>().await.unwrap(), receipt);
+    }
+    // A new key is a new payment, which needs a turn.
+    let new_key = pay_with_key(Some(token.clone()), "second-try").await;
+    assert_eq!(new_key.status(), 403);
+    assert_eq!(error_code(new_key).await, "queue_token_expired");
+    // Replaying the old payment does not end the turn the user has since.
+    let again = token_of(&join(&app, &user).await);
+    assert_eq!(
+        pay_with_key(Some(again.clone()), "first-try")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(poll(&app, &user, &again).await["status"], "active");
+    assert_eq!(app.db.scalar("SELECT count(*) FROM payments"), 1);
+}

@@ -87,7 +87,7 @@ impl Line {
                 }
             }
             Line::Library(queue) => queue
-                .ping()
+                .check()
                 .await
                 .map_err(|e| Failure::new("warm-up redis".into(), error_chain(&e))),
         }

@@ -3,7 +3,8 @@
 -- whatever the script then reads or writes sees the queue as it is at `now`. Redis runs a script
 -- alone, so no other client ever sees the active set over the limit or a free slot unfilled.
 --
--- KEYS[1]  the queue's key prefix (one hash tag, so a cluster keeps the queue on one node)
+-- KEYS[1]  the queue's key prefix; the script names its keys from it, so the queue runs on one
+--          Redis server (5 or newer: the script reads Redis's clock), not a cluster
 -- ARGV[1]  QUEUE_ACTIVE_LIMIT
 -- ARGV[2]  QUEUE_ACTIVE_TTL_SECONDS, in milliseconds
 -- ARGV[3]  QUEUE_TOKEN_TTL_SECONDS, in milliseconds
@@ -50,18 +51,31 @@ local function admit(token)
 end
 
 local function settle()
-  for _, token in ipairs(redis.call('ZRANGE', active_key, '-inf', now, 'BYSCORE', 'LIMIT', 0, batch)) do
+  for _, token in ipairs(redis.call('ZRANGEBYSCORE', active_key, '-inf', now, 'LIMIT', 0, batch)) do
     forget(token)
     ended_turns = ended_turns + 1
   end
-  for _, token in ipairs(redis.call('ZRANGE', polled_key, '-inf', now, 'BYSCORE', 'LIMIT', 0, batch)) do
+  for _, token in ipairs(redis.call('ZRANGEBYSCORE', polled_key, '-inf', now, 'LIMIT', 0, batch)) do
     forget(token)
     lost_places = lost_places + 1
   end
+  -- Fill the free slots from the front of the line. A place that lapsed beyond this script's
+  -- batch is ended here rather than admitted.
   local free = limit - redis.call('ZCARD', active_key)
-  if free > 0 then
-    for _, token in ipairs(redis.call('ZRANGE', waiting_key, 0, free - 1)) do
-      admit(token)
+  local looked = 0
+  while free > 0 and looked < batch do
+    local first = redis.call('ZRANGE', waiting_key, 0, 0)[1]
+    if not first then
+      break
+    end
+    looked = looked + 1
+    local deadline = tonumber(redis.call('ZSCORE', polled_key, first) or '0')
+    if deadline <= now then
+      forget(first)
+      lost_places = lost_places + 1
+    else
+      admit(first)
+      free = free - 1
     end
   end
 end

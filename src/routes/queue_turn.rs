@@ -1,9 +1,10 @@
-//! The queue's gate on holding and paying: with the queue on, those requests carry
-//! `Queue-Token`, the caller's *active* token, and a confirmed payment ends the turn.
+//! The waiting queue's gate on holding and paying, for the handlers: with the queue on, those
+//! requests carry `Queue-Token`, the caller's *active* token, and a confirmed payment ends the
+//! turn. The queue itself (`crate::queue`) knows nothing of requests or status codes.
 
-use super::TokenStatus;
 use crate::app_state::AppState;
 use crate::error::ApiError;
+use crate::queue::TokenStatus;
 use actix_web::HttpRequest;
 use uuid::Uuid;
 
@@ -63,7 +64,8 @@ pub async fn end_turn_after_payment(state: &AppState, user_id: i64, turn: Option
         return;
     };
     match queue.finish(user_id, turn.token, "paid").await {
-        Ok(_) => log::info!("queue turn ended by payment user_id={user_id}"),
+        Ok(true) => log::info!("queue turn ended by payment user_id={user_id}"),
+        Ok(false) => log::info!("queue turn had already ended before the payment's commit user_id={user_id}"),
         Err(error) => log::warn!(
             "queue turn not ended after a payment; it ends at its active_until user_id={user_id} error=\"{}\"",
             crate::error::cause_chain(&error)

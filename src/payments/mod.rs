@@ -139,12 +139,8 @@ fn check_then_pay_under_lock(
         let reservation =
             lock_reservation(conn, user_id, reservation_id)?.ok_or(PaymentError::NotFound)?;
         if let Some(key) = key {
-            if let Some(earlier) = find_payment_by_key(conn, user_id, key)? {
-                return if earlier.reservation_id == reservation.id {
-                    Ok(earlier)
-                } else {
-                    Err(PaymentError::IdempotencyKeyReused)
-                };
+            if let Some(earlier) = earlier_payment(conn, user_id, reservation_id, key)? {
+                return Ok(earlier);
             }
         }
         match reservation.status {
@@ -169,8 +165,9 @@ fn check_then_pay_under_lock(
 }
 
 /// The receipt of the payment `key` already made for the user's `reservation_id`, if it made
-/// one (a key used for another reservation is `IdempotencyKeyReused`). Reads only: a retried
-/// payment is answered from it where nothing may be paid (the waiting queue's ended turn).
+/// one (a key used for another reservation is `IdempotencyKeyReused`). Reads only: the payment
+/// answers a retry from it under the reservation's lock, and the API before the waiting queue
+/// is asked (a retry whose turn the payment ended).
 pub fn earlier_payment(
     conn: &mut PgConnection,
     user_id: i64,

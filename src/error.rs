@@ -54,10 +54,6 @@ impl ApiError {
         ApiError::Internal(Box::new(error))
     }
 
-    pub fn queue_unavailable(error: impl StdError + Send + Sync + 'static) -> Self {
-        ApiError::QueueUnavailable(Box::new(error))
-    }
-
     /// The stable, machine-readable code clients branch on.
     pub fn code(&self) -> &'static str {
         match self {
@@ -172,5 +168,12 @@ impl From<diesel::result::Error> for ApiError {
             diesel::result::Error::NotFound => ApiError::NotFound("resource"),
             other => ApiError::internal(other),
         }
+    }
+}
+
+/// Every failure of the waiting queue is Redis not answering (or not as the scripts expect).
+impl From<crate::queue::QueueError> for ApiError {
+    fn from(error: crate::queue::QueueError) -> Self {
+        ApiError::QueueUnavailable(Box::new(error))
     }
 }

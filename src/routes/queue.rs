@@ -63,10 +63,7 @@ async fn join(
     user: AuthenticatedUser,
 ) -> Result<HttpResponse, ApiError> {
     let queue = enabled_queue(&state)?;
-    let (token, place) = queue
-        .join(user.id)
-        .await
-        .map_err(ApiError::queue_unavailable)?;
+    let (token, place) = queue.join(user.id).await?;
     log::info!(
         "queue joined user_id={} status={:?} position={}",
         user.id,
@@ -94,8 +91,7 @@ async fn show(
     let token = token_in_path(&path)?;
     let place = queue
         .status(user.id, token, true)
-        .await
-        .map_err(ApiError::queue_unavailable)?
+        .await?
         .ok_or(ApiError::NotFound("queue token"))?;
     Ok(HttpResponse::Ok().json(QueueTokenBody::new(token, place)))
 }
@@ -116,10 +112,7 @@ async fn leave(
 ) -> Result<HttpResponse, ApiError> {
     let queue = enabled_queue(&state)?;
     let token = token_in_path(&path)?;
-    let left = queue
-        .finish(user.id, token, "left")
-        .await
-        .map_err(ApiError::queue_unavailable)?;
+    let left = queue.finish(user.id, token, "left").await?;
     if !left {
         return Err(ApiError::NotFound("queue token"));
     }

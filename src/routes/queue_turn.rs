@@ -44,10 +44,7 @@ pub async fn require_active_turn(
     else {
         return Err(not_yours);
     };
-    let place = queue
-        .status(user_id, token, false)
-        .await
-        .map_err(ApiError::queue_unavailable)?;
+    let place = queue.status(user_id, token, false).await?;
     match place.map(|place| (place.status, place.position)) {
         Some((TokenStatus::Active, _)) => Ok(Some(Turn { token })),
         Some((TokenStatus::Waiting, position)) => Err(ApiError::NotAdmitted { position }),

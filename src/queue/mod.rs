@@ -88,6 +88,8 @@ pub struct Counts {
 /// made while it is away.
 pub struct Queue {
     settings: QueueSettings,
+    /// `{QUEUE_KEY_PREFIX}`: every script's `KEYS[1]`, which its keys are named from.
+    keys: String,
     connections: Connections,
 }
 
@@ -95,13 +97,10 @@ impl Queue {
     pub fn new(settings: QueueSettings) -> Result<Queue, QueueError> {
         let client = redis::Client::open(settings.redis_url.expose())?;
         Ok(Queue {
+            keys: format!("{{{}}}", settings.key_prefix),
             settings,
             connections: Connections::new(client),
         })
-    }
-
-    pub fn settings(&self) -> &QueueSettings {
-        &self.settings
     }
 
     /// The user's token and place: a new one at the back of the line, or the one they have.
@@ -168,7 +167,7 @@ impl Queue {
     /// How many wait and how many are active, read together without settling.
     pub async fn counts(&self) -> Result<Counts, QueueError> {
         let mut call = COUNTS.prepare_invoke();
-        call.key(self.key_prefix());
+        call.key(&self.keys);
         let (waiting, active, admitted_last_10s): (u64, u64, u64) = self.run(&mut call).await?;
         Ok(Counts {
             waiting,
@@ -223,15 +222,11 @@ impl Queue {
         log::info!("queue settler stopped");
     }
 
-    fn key_prefix(&self) -> String {
-        format!("{{{}}}", self.settings.key_prefix)
-    }
-
     fn settle_args<'a, 'b>(
         &self,
         call: &'b mut redis::ScriptInvocation<'a>,
     ) -> &'b mut redis::ScriptInvocation<'a> {
-        call.key(self.key_prefix())
+        call.key(&self.keys)
             .arg(self.settings.active_limit)
             .arg(self.settings.active_ttl.as_millis() as u64)
             .arg(self.settings.token_ttl.as_millis() as u64)
@@ -250,20 +245,14 @@ impl Queue {
         settled
     }
 
+    /// Runs `call` on this thread's connection, waiting at most `REDIS_CALL_TIMEOUT`; a timeout
+    /// or a broken connection drops the connection, so the next call makes a new one.
     async fn run<T: redis::FromRedisValue>(
         &self,
         call: &mut redis::ScriptInvocation<'_>,
     ) -> Result<T, QueueError> {
         let mut connection = self.connections.get(REDIS_CALL_TIMEOUT).await?;
-        self.unless_broken(call.invoke_async(&mut connection)).await
-    }
-
-    /// Waits for `answer` at most `REDIS_CALL_TIMEOUT`; a timeout or a broken connection drops
-    /// the connection, so the next call makes a new one.
-    async fn unless_broken<T>(
-        &self,
-        answer: impl std::future::Future<Output = redis::RedisResult<T>>,
-    ) -> Result<T, QueueError> {
+        let answer = call.invoke_async(&mut connection);
         let error = match tokio::time::timeout(REDIS_CALL_TIMEOUT, answer).await {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(error)) if !broken(&error) => return Err(error.into()),

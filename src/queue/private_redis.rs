@@ -142,6 +142,48 @@ impl Drop for PrivateRedis {
     }
 }
 
+/// Redis's own port, where a machine's server usually listens.
+const DEFAULT_PORT: u16 = 6379;
+
+/// A Redis to run against, found in this order: the one `REDIS_URL` names, the machine's on
+/// 6379, or a private one (held here: dropping this stops it). The tests and the benchmark
+/// find theirs so; `concert-outbox` instead starts a private one whenever `REDIS_URL` is unset.
+pub enum FoundRedis {
+    Given(String),
+    OnDefaultPort,
+    Private(PrivateRedis),
+}
+
+impl FoundRedis {
+    /// `given`, else the machine's server, else a private one logging into `folder`.
+    pub fn find(given: Option<&str>, folder: &Path) -> Result<FoundRedis, PrivateRedisError> {
+        if let Some(url) = given.filter(|url| !url.is_empty()) {
+            return Ok(FoundRedis::Given(url.to_owned()));
+        }
+        if answers_ping(DEFAULT_PORT) {
+            return Ok(FoundRedis::OnDefaultPort);
+        }
+        Ok(FoundRedis::Private(PrivateRedis::start(folder)?))
+    }
+
+    pub fn url(&self) -> String {
+        match self {
+            FoundRedis::Given(url) => url.clone(),
+            FoundRedis::OnDefaultPort => format!("redis://127.0.0.1:{DEFAULT_PORT}"),
+            FoundRedis::Private(redis) => redis.url(),
+        }
+    }
+
+    /// Which of the three it is, for a report.
+    pub fn source(&self) -> &'static str {
+        match self {
+            FoundRedis::Given(_) => "REDIS_URL",
+            FoundRedis::OnDefaultPort => "the machine's, on 6379",
+            FoundRedis::Private(_) => "a private redis-server",
+        }
+    }
+}
+
 /// Whether a Redis server answers `PING` on `port` of 127.0.0.1.
 pub fn answers_ping(port: u16) -> bool {
     use std::io::{Read, Write};

@@ -4,7 +4,7 @@
 //! client makes.
 
 use crate::helpers::{spawn_app_with, TestApp, TestUser};
-use concert_outbox::queue::private_redis::{answers_ping, PrivateRedis};
+use concert_outbox::queue::private_redis::FoundRedis;
 use concert_outbox::queue::{Counts, Queue, QueueSettings};
 use serde_json::{json, Value};
 use std::sync::OnceLock;
@@ -14,19 +14,13 @@ use std::time::Duration;
 pub fn redis_url() -> &'static str {
     static URL: OnceLock<String> = OnceLock::new();
     URL.get_or_init(|| {
-        if let Ok(url) = std::env::var("REDIS_URL") {
-            if !url.is_empty() {
-                return url;
-            }
-        }
-        if answers_ping(6379) {
-            return "redis://127.0.0.1:6379".into();
-        }
+        let given = std::env::var("REDIS_URL").ok();
         let folder = std::env::temp_dir().join(format!("concert-redis-{}", std::process::id()));
-        eprintln!("tests: no Redis on 6379; starting a private redis-server");
-        let redis = PrivateRedis::start(&folder).expect("a private redis-server");
+        let redis = FoundRedis::find(given.as_deref(), &folder).expect("a Redis for the tests");
+        eprintln!("tests: Redis {} ({})", redis.url(), redis.source());
         let url = redis.url();
-        // Kept for the life of the test process; its watchdog stops it when the process ends.
+        // Kept for the life of the test process; a private server's watchdog stops it when the
+        // process ends.
         std::mem::forget(redis);
         url
     })

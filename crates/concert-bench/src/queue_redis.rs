@@ -3,13 +3,11 @@
 //! recorded) and then deleted, even when the run fails half-way.
 
 use crate::BenchResult;
-use concert_outbox::queue::private_redis::{answers_ping, PrivateRedis};
+use concert_outbox::queue::private_redis::FoundRedis;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Redis's default port, tried when no REDIS_URL is given.
-const DEFAULT_PORT: u16 = 6379;
 /// Keys fetched (and deleted) per SCAN round.
 const SCAN_COUNT: usize = 1000;
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -18,8 +16,8 @@ const CLEANUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// folder removed) when this drops.
 pub struct BenchRedis {
     pub url: String,
-    pub source: &'static str,
-    private: Option<(PrivateRedis, PathBuf)>,
+    found: Option<FoundRedis>,
+    folder: PathBuf,
 }
 
 /// Which server answered, as the report shows it.
@@ -32,29 +30,15 @@ pub struct RedisNote {
 
 impl BenchRedis {
     pub fn choose(given: Option<&str>) -> BenchResult<BenchRedis> {
-        if let Some(url) = given {
-            return Ok(BenchRedis {
-                url: url.to_owned(),
-                source: "REDIS_URL",
-                private: None,
-            });
-        }
-        if answers_ping(DEFAULT_PORT) {
-            return Ok(BenchRedis {
-                url: format!("redis://127.0.0.1:{DEFAULT_PORT}"),
-                source: "the machine's, on 6379",
-                private: None,
-            });
-        }
         let folder = std::env::temp_dir().join(format!(
             "concert-bench-redis-{}",
             uuid::Uuid::new_v4().simple()
         ));
-        let server = PrivateRedis::start(&folder)?;
+        let found = FoundRedis::find(given, &folder)?;
         Ok(BenchRedis {
-            url: server.url(),
-            source: "a private redis-server",
-            private: Some((server, folder)),
+            url: found.url(),
+            found: Some(found),
+            folder,
         })
     }
 
@@ -70,7 +54,7 @@ impl BenchRedis {
             .to_owned();
         Ok(RedisNote {
             url: self.url.clone(),
-            source: self.source,
+            source: self.found.as_ref().map_or("", FoundRedis::source),
             version,
         })
     }
@@ -78,11 +62,9 @@ impl BenchRedis {
 
 impl Drop for BenchRedis {
     fn drop(&mut self) {
-        if let Some((server, folder)) = self.private.take() {
-            // Stopped first: it writes its log into the folder until it exits.
-            drop(server);
-            let _ = std::fs::remove_dir_all(folder);
-        }
+        // A private server is stopped first: it writes its log into the folder until it exits.
+        drop(self.found.take());
+        let _ = std::fs::remove_dir_all(&self.folder);
     }
 }
 

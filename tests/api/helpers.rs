@@ -360,13 +360,27 @@ impl TestApp {
     }
 
     pub async fn hold(&self, user: &TestUser, seat_id: i64) -> reqwest::Response {
-        self.client
-            .post(self.url("/reservations"))
+        self.hold_at(&self.address, user, None, seat_id).await
+    }
+
+    /// `POST /reservations` at `address` (this app's, or another API process's), with the
+    /// waiting queue's `Queue-Token` when given.
+    pub async fn hold_at(
+        &self,
+        address: &str,
+        user: &TestUser,
+        queue_token: Option<&str>,
+        seat_id: i64,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(format!("{address}/reservations"))
             .bearer_auth(&user.token)
-            .json(&json!({"seat_id": seat_id}))
-            .send()
-            .await
-            .expect("hold request")
+            .json(&json!({"seat_id": seat_id}));
+        if let Some(token) = queue_token {
+            request = request.header("Queue-Token", token);
+        }
+        request.send().await.expect("hold request")
     }
 
     /// Holds a seat and returns the reservation id, asserting the hold succeeded.
@@ -383,10 +397,27 @@ impl TestApp {
         reservation_id: i64,
         key: Option<&str>,
     ) -> reqwest::Response {
+        self.pay_at(&self.address, user, None, key, reservation_id)
+            .await
+    }
+
+    /// `POST /reservations/{id}/payment` at `address`, with the waiting queue's `Queue-Token`
+    /// and an `Idempotency-Key` when given.
+    pub async fn pay_at(
+        &self,
+        address: &str,
+        user: &TestUser,
+        queue_token: Option<&str>,
+        key: Option<&str>,
+        reservation_id: i64,
+    ) -> reqwest::Response {
         let mut request = self
             .client
-            .post(self.url(&format!("/reservations/{reservation_id}/payment")))
+            .post(format!("{address}/reservations/{reservation_id}/payment"))
             .bearer_auth(&user.token);
+        if let Some(token) = queue_token {
+            request = request.header("Queue-Token", token);
+        }
         if let Some(key) = key {
             request = request.header("Idempotency-Key", key);
         }

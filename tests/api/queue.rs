@@ -57,7 +57,9 @@ async fn a_strangers_token_is_not_found_and_cannot_hold() {
     assert_eq!((status, code_of(&body)), (404, "not_found"));
     let (status, _) = poll_at(&app, &app.address, &owner, "not-a-token").await;
     assert_eq!(status, 404);
-    let refused = hold_with(&app, &app.address, &stranger, Some(&token), seat).await;
+    let refused = app
+        .hold_at(&app.address, &stranger, Some(&token), seat)
+        .await;
     assert_eq!(refused.status(), 401);
     assert_eq!(error_code(refused).await, "queue_token_required");
     assert_eq!(app.db.scalar("SELECT count(*) FROM reservations"), 0);
@@ -73,12 +75,16 @@ async fn holds_and_payments_need_an_active_token_of_the_caller() {
     let active = token_of(&join(&app, &first).await);
     let waiting = token_of(&join(&app, &second).await);
 
-    let missing = hold_with(&app, &app.address, &first, None, seats[0]).await;
+    let missing = app.hold_at(&app.address, &first, None, seats[0]).await;
     assert_eq!(missing.status(), 401);
     assert_eq!(error_code(missing).await, "queue_token_required");
-    let garbage = hold_with(&app, &app.address, &first, Some("garbage"), seats[0]).await;
+    let garbage = app
+        .hold_at(&app.address, &first, Some("garbage"), seats[0])
+        .await;
     assert_eq!(garbage.status(), 401);
-    let early = hold_with(&app, &app.address, &second, Some(&waiting), seats[1]).await;
+    let early = app
+        .hold_at(&app.address, &second, Some(&waiting), seats[1])
+        .await;
     assert_eq!(early.status(), 403);
     let body: serde_json::Value = early.json().await.unwrap();
     assert_eq!(
@@ -87,15 +93,19 @@ async fn holds_and_payments_need_an_active_token_of_the_caller() {
     );
     assert_eq!(app.db.scalar("SELECT count(*) FROM reservations"), 0);
 
-    let held = hold_with(&app, &app.address, &first, Some(&active), seats[0]).await;
+    let held = app
+        .hold_at(&app.address, &first, Some(&active), seats[0])
+        .await;
     assert_eq!(held.status(), 201);
     let id = held.json::<serde_json::Value>().await.unwrap()["id"]
         .as_i64()
         .unwrap();
-    let unpaid = pay_with(&app, &app.address, &first, None, id).await;
+    let unpaid = app.pay_at(&app.address, &first, None, None, id).await;
     assert_eq!(unpaid.status(), 401);
     assert_eq!(error_code(unpaid).await, "queue_token_required");
-    let by_waiting = pay_with(&app, &app.address, &first, Some(&waiting), id).await;
+    let by_waiting = app
+        .pay_at(&app.address, &first, Some(&waiting), None, id)
+        .await;
     assert_eq!(
         by_waiting.status(),
         401,
@@ -103,10 +113,14 @@ async fn holds_and_payments_need_an_active_token_of_the_caller() {
     );
     assert_eq!(app.db.scalar("SELECT count(*) FROM payments"), 0);
 
-    let paid = pay_with(&app, &app.address, &first, Some(&active), id).await;
+    let paid = app
+        .pay_at(&app.address, &first, Some(&active), None, id)
+        .await;
     assert_eq!(paid.status(), 200);
     // The payment ended the turn: the token is expired for holding and paying again.
-    let after = hold_with(&app, &app.address, &first, Some(&active), seats[1]).await;
+    let after = app
+        .hold_at(&app.address, &first, Some(&active), seats[1])
+        .await;
     assert_eq!(after.status(), 403);
     assert_eq!(error_code(after).await, "queue_token_expired");
     let expired = poll(&app, &first, &active).await;
@@ -263,12 +277,14 @@ async fn two_api_processes_share_the_positions_and_the_limit() {
     let schedule = app.create_schedule(1, 10).await;
     let seat = app.seat_ids(schedule).await[0];
     let (first, first_token) = &users[0];
-    let held = hold_with(&app, &addresses[1], first, Some(first_token), seat).await;
+    let held = app
+        .hold_at(&addresses[1], first, Some(first_token), seat)
+        .await;
     let id = held.json::<serde_json::Value>().await.unwrap()["id"]
         .as_i64()
         .unwrap();
     assert_eq!(
-        pay_with(&app, &addresses[1], first, Some(first_token), id)
+        app.pay_at(&addresses[1], first, Some(first_token), None, id)
             .await
             .status(),
         200
@@ -292,9 +308,7 @@ async fn with_the_queue_off_the_queue_routes_say_so_and_holds_need_no_token() {
     let schedule = app.create_schedule(1, 10).await;
     let seat = app.seat_ids(schedule).await[0];
     assert_eq!(
-        hold_with(&app, &app.address, &user, None, seat)
-            .await
-            .status(),
+        app.hold_at(&app.address, &user, None, seat).await.status(),
         201
     );
 }
@@ -341,21 +355,18 @@ async fn a_retried_payment_is_answered_from_its_receipt_after_its_turn_ended() {
     let seats = app.seat_ids(schedule).await;
     let user = app.create_user(100).await;
     let token = token_of(&join(&app, &user).await);
-    let held = hold_with(&app, &app.address, &user, Some(&token), seats[0]).await;
+    let held = app
+        .hold_at(&app.address, &user, Some(&token), seats[0])
+        .await;
     let id = held.json::<serde_json::Value>().await.unwrap()["id"]
         .as_i64()
         .unwrap();
     let pay_with_key = |queue_token: Option<String>, key: &'static str| {
-        let request = app
-            .client
-            .post(app.url(&format!("/reservations/{id}/payment")))
-            .bearer_auth(&user.token)
-            .header("Idempotency-Key", key);
-        let request = match queue_token {
-            Some(queue_token) => request.header("Queue-Token", queue_token),
-            None => request,
-        };
-        async move { request.send().await.unwrap() }
+        let (app, user) = (&app, &user);
+        async move {
+            app.pay_at(&app.address, user, queue_token.as_deref(), Some(key), id)
+                .await
+        }
     };
     let paid = pay_with_key(Some(token.clone()), "first-try").await;
     assert_eq!(paid.status(), 200);

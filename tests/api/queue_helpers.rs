@@ -6,7 +6,7 @@
 use crate::helpers::{spawn_app_with, TestApp, TestUser};
 use concert_outbox::queue::private_redis::FoundRedis;
 use concert_outbox::queue::{Counts, Queue, QueueSettings};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -152,50 +152,13 @@ pub async fn poll_until_active(app: &TestApp, user: &TestUser, token: &str, with
     }
 }
 
-/// `POST /reservations` with `Queue-Token` (or none) at `address`.
-pub async fn hold_with(
-    app: &TestApp,
-    address: &str,
-    user: &TestUser,
-    queue_token: Option<&str>,
-    seat_id: i64,
-) -> reqwest::Response {
-    let mut request = app
-        .client
-        .post(format!("{address}/reservations"))
-        .bearer_auth(&user.token)
-        .json(&json!({"seat_id": seat_id}));
-    if let Some(token) = queue_token {
-        request = request.header("Queue-Token", token);
-    }
-    request.send().await.expect("hold")
-}
-
-/// `POST /reservations/{id}/payment` with `Queue-Token` (or none) at `address`.
-pub async fn pay_with(
-    app: &TestApp,
-    address: &str,
-    user: &TestUser,
-    queue_token: Option<&str>,
-    reservation_id: i64,
-) -> reqwest::Response {
-    let mut request = app
-        .client
-        .post(format!("{address}/reservations/{reservation_id}/payment"))
-        .bearer_auth(&user.token);
-    if let Some(token) = queue_token {
-        request = request.header("Queue-Token", token);
-    }
-    request.send().await.expect("pay")
-}
-
 /// Holds `seat_id` with the active token and pays for it, asserting both succeed.
 pub async fn hold_and_pay(app: &TestApp, user: &TestUser, token: &str, seat_id: i64) {
-    let held = hold_with(app, &app.address, user, Some(token), seat_id).await;
+    let held = app.hold_at(&app.address, user, Some(token), seat_id).await;
     assert_eq!(held.status(), 201, "hold during the turn");
     let reservation: Value = held.json().await.expect("reservation");
     let id = reservation["id"].as_i64().expect("reservation id");
-    let paid = pay_with(app, &app.address, user, Some(token), id).await;
+    let paid = app.pay_at(&app.address, user, Some(token), None, id).await;
     assert_eq!(paid.status(), 200, "payment during the turn");
 }
 

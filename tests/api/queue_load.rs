@@ -153,7 +153,7 @@ async fn redis_killed_mid_run_gives_clear_503s_writes_nothing_and_the_queue_resu
     let mut held = Vec::new();
     for (user, seat) in people.iter().zip(&seats) {
         let token = token_of(&join(&app, user).await);
-        let response = hold_with(&app, &app.address, user, Some(&token), *seat).await;
+        let response = app.hold_at(&app.address, user, Some(&token), *seat).await;
         let id = response.json::<serde_json::Value>().await.unwrap()["id"]
             .as_i64()
             .unwrap();
@@ -169,7 +169,9 @@ async fn redis_killed_mid_run_gives_clear_503s_writes_nothing_and_the_queue_resu
         async move {
             let mut answers = Vec::new();
             for (user, token, id) in chunk {
-                let response = pay_with(&app, &app.address, &user, Some(&token), id).await;
+                let response = app
+                    .pay_at(&app.address, &user, Some(&token), None, id)
+                    .await;
                 let status = response.status().as_u16();
                 if status == 200 {
                     confirmed_so_far.fetch_add(1, Ordering::SeqCst);
@@ -225,7 +227,7 @@ async fn redis_killed_mid_run_gives_clear_503s_writes_nothing_and_the_queue_resu
     let (status, body) = poll_at(&app, &app.address, user, token).await;
     assert_eq!((status, code_of(&body)), (503, "queue_unavailable"));
     let reservations = app.db.scalar("SELECT count(*) FROM reservations");
-    let hold = hold_with(&app, &app.address, user, Some(token), seats[0]).await;
+    let hold = app.hold_at(&app.address, user, Some(token), seats[0]).await;
     assert_eq!(hold.status(), 503);
     assert_eq!(error_code(hold).await, "queue_unavailable");
     assert_eq!(
@@ -255,7 +257,9 @@ async fn redis_killed_mid_run_gives_clear_503s_writes_nothing_and_the_queue_resu
     .await;
     for (user, _, id) in held.iter().filter(|h| !confirmed.contains(&h.2)) {
         let token = token_of(&join(&app, user).await);
-        let paid = pay_with(&app, &app.address, user, Some(&token), *id).await;
+        let paid = app
+            .pay_at(&app.address, user, Some(&token), None, *id)
+            .await;
         assert_eq!(paid.status(), 200);
     }
     assert_eq!(app.db.scalar("SELECT count(*) FROM payments"), 40);
@@ -273,7 +277,7 @@ async fn a_payment_that_commits_stands_when_redis_dies_before_its_turn_ends() {
     let seat = app.seat_ids(schedule).await[0];
     let user = Arc::new(app.create_user(10).await);
     let token = token_of(&join(&app, &user).await);
-    let held = hold_with(&app, &app.address, &user, Some(&token), seat).await;
+    let held = app.hold_at(&app.address, &user, Some(&token), seat).await;
     let id = held.json::<serde_json::Value>().await.unwrap()["id"]
         .as_i64()
         .unwrap();
@@ -291,7 +295,7 @@ async fn a_payment_that_commits_stands_when_redis_dies_before_its_turn_ends() {
     let paying = tokio::spawn({
         let (app, user, token) = (app.clone(), user.clone(), token.clone());
         async move {
-            pay_with(&app, &app.address, &user, Some(&token), id)
+            app.pay_at(&app.address, &user, Some(&token), None, id)
                 .await
                 .status()
         }
